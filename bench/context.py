@@ -1,0 +1,189 @@
+"""What scenarios share during one run: settings, processes, fixtures, earlier rows.
+
+Everything expensive is started on first use, so ``--only NAME`` starts only what that
+scenario (and the ceilings it is compared with) needs: the kplane server, the fixtures in
+it, the ceiling app. :meth:`BenchContext.closed_loop` is the common measurement of the
+request/response scenarios: spread the connections over the load-generator processes, run
+one shared window, merge the samples into a :class:`Row`; :meth:`BenchContext.alternate`
+does the same for a ceiling and the server it bounds, in alternating windows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.fixtures import Fixtures, prepare
+from bench.http1 import Endpoint
+from bench.loadgen import ClosedLoopResult, ClosedLoopSpec, RequestPlan
+from bench.report import Row
+from bench.servers import ServerProcess, start_ceiling_app, start_kplane
+from bench.stats import summarize
+from bench.workers import WorkerPool
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Sizes and durations of one run; :meth:`quick` is the smoke-test preset."""
+
+    concurrency: int = 32
+    load_processes: int = 1
+    # Time for every load process to open its connections before the shared window starts.
+    connect_allowance_s: float = 0.5
+    warmup_s: float = 0.5
+    duration_s: float = 5.0
+    rounds: int = 3
+    list_size: int = 100
+    sqlite_duration_s: float = 2.0
+    watchers: int = 1000
+    watch_processes: int = 2
+    watch_events: int = 100
+    watch_rate: float = 10.0
+    watch_connect_timeout_s: float = 60.0
+    watch_grace_s: float = 10.0
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(concurrency=8, connect_allowance_s=0.2, warmup_s=0.1, duration_s=0.3,
+                   rounds=1, sqlite_duration_s=0.2,
+                   watchers=20, watch_events=10, watch_rate=20.0, watch_connect_timeout_s=20.0,
+                   watch_grace_s=5.0)
+
+    def with_overrides(self, *, concurrency: int | None, load_processes: int | None) -> Settings:
+        settings = self
+        if concurrency is not None:
+            settings = replace(settings, concurrency=concurrency)
+        if load_processes is not None:
+            settings = replace(settings, load_processes=load_processes)
+        return settings
+
+    @property
+    def pool_size(self) -> int:
+        # The watch scenario needs its watcher processes plus one writer at once.
+        return max(self.load_processes, self.watch_processes + 1)
+
+
+class BenchContext:
+    """Shared state of one run; close it to stop every process it started."""
+
+    def __init__(self, *, settings: Settings, workdir: Path, pool: WorkerPool) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.pool = pool
+        self.rows: dict[str, Row] = {}
+        self._kplane: ServerProcess | None = None
+        self._ceiling: ServerProcess | None = None
+        self._fixtures: Fixtures | None = None
+
+    @property
+    def kplane(self) -> Endpoint:
+        if self._kplane is None:
+            self._kplane = start_kplane(data_dir=self.workdir / "kplane",
+                                        log_path=self.workdir / "kplane.log")
+        return self._kplane.endpoint
+
+    @property
+    def fixtures(self) -> Fixtures:
+        if self._fixtures is None:
+            self._fixtures = prepare(self.kplane, list_size=self.settings.list_size,
+                                     update_objects=self.settings.concurrency,
+                                     responses_path=self.workdir / "responses.json")
+        return self._fixtures
+
+    def ensure_fixtures(self) -> None:
+        """Set the fixtures up now, so that it happens before a measuring window opens."""
+        _ = self.fixtures
+
+    @property
+    def ceiling_app(self) -> Endpoint:
+        if self._ceiling is None:
+            self._ceiling = start_ceiling_app(data_dir=self.workdir / "kplane",
+                                              responses_path=self.fixtures.responses_path,
+                                              log_path=self.workdir / "ceiling.log")
+        return self._ceiling.endpoint
+
+    def kplane_log_tail(self) -> str:
+        return "" if self._kplane is None else self._kplane.log_tail()
+
+    def close(self) -> None:
+        for server in (self._ceiling, self._kplane):
+            if server is not None:
+                server.stop()
+
+    def closed_loop(self, measurement: Measurement) -> Row:
+        """Measure one plan with ``concurrency`` connections over the load processes."""
+        duration = self.settings.duration_s
+        return merge_closed_loop(self._window(measurement, duration_s=duration),
+                                 measurement=measurement, duration_s=duration)
+
+    def alternate(self, measurements: Sequence[Measurement]) -> list[Row]:
+        """Measure several plans in turn, ``rounds`` times, one row each.
+
+        Throughput on a shared virtual machine drifts by tens of percent within a minute;
+        taking a ceiling and the server it bounds in alternating short windows exposes
+        both to the same drift, which keeps their ratio steady from run to run.
+        """
+        rounds = self.settings.rounds
+        window_s = self.settings.duration_s / rounds
+        collected: dict[str, list[ClosedLoopResult]] = {m.name: [] for m in measurements}
+        for _ in range(rounds):
+            for measurement in measurements:
+                collected[measurement.name] += self._window(measurement, duration_s=window_s)
+        return [merge_closed_loop(collected[m.name], measurement=m,
+                                  duration_s=window_s * rounds)
+                for m in measurements]
+
+    def _window(self, measurement: Measurement, *, duration_s: float) -> list[ClosedLoopResult]:
+        settings = self.settings
+        start_at = time.time() + settings.connect_allowance_s
+        specs = [
+            ClosedLoopSpec(endpoint=measurement.endpoint, plan=measurement.plan,
+                           connections=count, first_connection_index=first, start_at=start_at,
+                           warmup_s=settings.warmup_s, duration_s=duration_s,
+                           run_id=f"{measurement.name}-{int(start_at * 1000)}")
+            for first, count in split_evenly(settings.concurrency, settings.load_processes)
+        ]
+        return self.pool.closed_loop(specs)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One closed-loop measurement: what to send where, and the row it becomes."""
+
+    name: str
+    description: str
+    endpoint: Endpoint
+    plan: RequestPlan
+
+
+def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:
+    """``(first index, count)`` of each non-empty part of ``total`` items over ``parts``."""
+    base, extra = divmod(total, parts)
+    shares = []
+    first = 0
+    for part in range(parts):
+        count = base + (1 if part < extra else 0)
+        if count:
+            shares.append((first, count))
+        first += count
+    return shares
+
+
+def merge_closed_loop(
+    results: list[ClosedLoopResult], *, measurement: Measurement, duration_s: float
+) -> Row:
+    latencies = [sample for result in results for sample in result.latencies]
+    summary = summarize(latencies)
+    samples = [sample for result in results for sample in result.error_samples]
+    return Row(
+        name=measurement.name,
+        description=measurement.description,
+        rate=summary.count / duration_s,
+        p50_ms=summary.p50_ms,
+        p99_ms=summary.p99_ms,
+        count=summary.count,
+        errors=sum(result.errors for result in results),
+        notes={"max_ms": round(summary.max_ms, 3), **({"errors": samples} if samples else {})},
+    )

@@ -1,0 +1,151 @@
+"""Result rows, the targets they are judged by, and the two ways they leave the suite.
+
+Every scenario produces :class:`Row` objects. A row may name the ceiling row it is
+compared with (measured earlier in the same run) and carry a :class:`Target`; the table
+printed at the end and the ``--json`` file are both rendered from the same rows.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+Metric = Literal["rate", "ratio", "p99_ms"]
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A requirement on one metric of a row, e.g. ``ratio >= 0.4`` or ``p99_ms <= 100``."""
+
+    metric: Metric
+    op: Literal[">=", "<="]
+    threshold: float
+
+    def describe(self) -> str:
+        return f"{self.metric} {self.op} {_number(self.threshold)}"
+
+    def is_met(self, row: Row) -> bool | None:
+        """Whether ``row`` meets this target; None when the metric was not measured."""
+        value = getattr(row, self.metric)
+        if value is None:
+            return None
+        return _COMPARISONS[self.op](float(value), self.threshold)
+
+
+@dataclass(slots=True)
+class Row:
+    """One measured line of the report.
+
+    ``rate`` is requests (or, for watches, delivered events, or inserts) per second;
+    ``p50_ms``/``p99_ms`` are latencies of the same operations. ``errors`` counts
+    operations that failed (non-2xx, lost connection, undelivered event).
+    """
+
+    name: str
+    description: str
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    count: int
+    errors: int = 0
+    ceiling: str | None = None
+    ceiling_rate: float | None = None
+    ratio: float | None = None
+    target: Target | None = None
+    passed: bool | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def compare_with(self, ceiling: Row | None) -> None:
+        """Fill the ceiling columns from a ceiling row measured in the same run."""
+        if ceiling is None or ceiling.rate <= 0:
+            return
+        self.ceiling = ceiling.name
+        self.ceiling_rate = ceiling.rate
+        self.ratio = self.rate / ceiling.rate
+
+    def judge(self, target: Target | None) -> None:
+        self.target = target
+        self.passed = None if target is None else target.is_met(self)
+
+
+def _number(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _verdict(row: Row) -> str:
+    if row.passed is None:
+        return "-"
+    return "pass" if row.passed else "FAIL"
+
+
+_COLUMNS = ("scenario", "rate/s", "p50 ms", "p99 ms", "errors", "ceiling", "ratio", "target",
+            "result")
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    ceiling = "-" if row.ceiling is None else f"{row.ceiling} ({_number(row.ceiling_rate or 0)})"
+    return (
+        row.name,
+        _number(row.rate),
+        _number(row.p50_ms),
+        _number(row.p99_ms),
+        str(row.errors),
+        ceiling,
+        "-" if row.ratio is None else f"{row.ratio:.2f}",
+        "-" if row.target is None else row.target.describe(),
+        _verdict(row),
+    )
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """A plain-text table, numbers right-aligned, one line per row."""
+    lines = [_COLUMNS, *(_cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    numeric = {1, 2, 3, 4, 6}
+    rendered = []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        rendered.append("  ".join(cells).rstrip())
+    rendered.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(rendered)
+
+
+def render_markdown(rows: Sequence[Row]) -> str:
+    """The same table as Markdown, for docs/performance.md."""
+    header = "| " + " | ".join(_COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in _COLUMNS) + "|"
+    body = ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    return "\n".join([header, rule, *body])
+
+
+def rows_as_json(rows: Sequence[Row], *, meta: dict[str, Any]) -> bytes:
+    """The machine-readable report: run metadata plus every row with all its fields."""
+    document = {"meta": meta, "rows": [_row_document(row) for row in rows]}
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def _row_document(row: Row) -> dict[str, Any]:
+    document = asdict(row)
+    document["target"] = None if row.target is None else row.target.describe()
+    return document
+
+
+def write_json(path: Path, rows: Sequence[Row], *, meta: dict[str, Any]) -> None:
+    path.write_bytes(rows_as_json(rows, meta=meta))

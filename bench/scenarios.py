@@ -1,0 +1,234 @@
+"""The registry of named scenarios, and the scenarios themselves.
+
+A scenario is a function from the run's :class:`BenchContext` to a list of report rows,
+registered under a name with :func:`scenario`. ``requires`` names scenarios whose rows
+it compares with (its ceilings); the suite runs those first, even under ``--only``.
+Registration order is run order: reads before writes, so the LIST is measured before
+CREATE has added thousands of objects to the server.
+
+To add a scenario (workspace creation rate, memory per workspace, an etcd backend...),
+write a function here or in a module imported by :mod:`bench.suite` and decorate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import fixtures
+from bench.ceilings import SqliteResult, SqliteSpec, sqlite_inserts
+from bench.context import BenchContext, Measurement, split_evenly
+from bench.loadgen import RequestPlan, WatchResult, WatchSpec, WriterResult, WriterSpec, run_writer
+from bench.report import Row, Target
+from bench.stats import summarize
+
+ScenarioFunction = Callable[[BenchContext], list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    run: ScenarioFunction
+    requires: tuple[str, ...] = ()
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(
+    name: str, *, description: str, requires: tuple[str, ...] = ()
+) -> Callable[[ScenarioFunction], ScenarioFunction]:
+    """Register the decorated function as the scenario ``name``."""
+
+    def register(function: ScenarioFunction) -> ScenarioFunction:
+        if name in SCENARIOS:
+            raise ValueError(f"scenario {name!r} registered twice")
+        unknown = [required for required in requires if required not in SCENARIOS]
+        if unknown:
+            raise ValueError(f"scenario {name!r} requires unregistered {unknown}")
+        SCENARIOS[name] = Scenario(name, description, function, requires)
+        return function
+
+    return register
+
+
+# -- kplane request/response scenarios -----------------------------------------------------
+
+
+@scenario("get", description="GET one ConfigMap, against the bare ASGI app returning its bytes")
+def get_one(ctx: BenchContext) -> list[Row]:
+    plan = RequestPlan("fixed", fixtures.GET_PATH)
+    return _against_asgi_ceiling(ctx, plan, name="get", description="GET one ConfigMap",
+                                 target=Target("ratio", ">=", 0.40))
+
+
+@scenario("list", description="LIST a namespace of 100 ConfigMaps (limit=500, as kubectl), "
+                              "against the bare ASGI app returning its bytes")
+def list_hundred(ctx: BenchContext) -> list[Row]:
+    plan = RequestPlan("fixed", fixtures.LIST_PATH)
+    return _against_asgi_ceiling(ctx, plan, name="list",
+                                 description=f"LIST {ctx.settings.list_size} ConfigMaps",
+                                 target=Target("rate", ">=", 1000))
+
+
+def _against_asgi_ceiling(
+    ctx: BenchContext, plan: RequestPlan, *, name: str, description: str, target: Target
+) -> list[Row]:
+    """Rows ``ceiling-asgi-<name>`` and ``<name>``, measured in alternating windows."""
+    ceiling, measured = ctx.alternate([
+        Measurement(f"ceiling-asgi-{name}", f"bare uvicorn app, same bytes as {name}",
+                    ctx.ceiling_app, plan),
+        Measurement(name, description, ctx.kplane, plan),
+    ])
+    measured.compare_with(ceiling)
+    measured.judge(target)
+    return [ceiling, measured]
+
+
+# The bare ASGI ceilings are measured inside the GET and LIST scenarios, alternating with
+# kplane (see BenchContext.alternate); the SQLite ceiling has no such partner and runs alone,
+# before the writes it bounds.
+@scenario("ceiling-sqlite", description="raw sqlite3 inserts of the stored object bytes")
+def ceiling_sqlite(ctx: BenchContext) -> list[Row]:
+    value = ctx.fixtures.stored_object
+    settings = ctx.settings
+    rows = []
+    # One transaction per insert, then as many per transaction as there are concurrent
+    # writers in the CREATE scenario (what group commit can gather at best).
+    for name, batch in (("ceiling-sqlite-txn", 1), ("ceiling-sqlite-batch", settings.concurrency)):
+        spec = SqliteSpec(path=str(ctx.workdir / f"{name}.db"), value=value, batch=batch,
+                          duration_s=settings.sqlite_duration_s)
+        (result,) = ctx.pool.map(sqlite_inserts, [spec])
+        rows.append(_sqlite_row(result, name=name, batch=batch))
+    return rows
+
+
+def _sqlite_row(result: SqliteResult, *, name: str, batch: int) -> Row:
+    summary = summarize(result.commit_latencies)
+    return Row(
+        name=name,
+        description=f"sqlite3 WAL, {batch} insert(s) per transaction; latency per commit",
+        rate=result.inserts / result.elapsed_s if result.elapsed_s else 0.0,
+        p50_ms=summary.p50_ms,
+        p99_ms=summary.p99_ms,
+        count=result.inserts,
+        notes={"batch": batch, "transactions": summary.count},
+    )
+
+
+@scenario("create", description="CREATE ConfigMaps with unique names",
+          requires=("ceiling-sqlite",))
+def create(ctx: BenchContext) -> list[Row]:
+    ctx.ensure_fixtures()  # the namespace must exist before the clock starts
+    plan = RequestPlan("create", fixtures.configmaps_path(fixtures.CREATE_NAMESPACE),
+                       body_template=fixtures.create_template(fixtures.CREATE_NAMESPACE))
+    row = ctx.closed_loop(Measurement("create", "POST a new ConfigMap (unique name)",
+                                      ctx.kplane, plan))
+    row.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
+    row.judge(Target("rate", ">=", 2000))
+    return [row]
+
+
+@scenario("update", description="UPDATE (PUT) ConfigMaps with the current resourceVersion",
+          requires=("ceiling-sqlite",))
+def update(ctx: BenchContext) -> list[Row]:
+    ctx.ensure_fixtures()  # every connection's object must exist before the clock starts
+    plan = RequestPlan("update", fixtures.configmaps_path(fixtures.UPDATE_NAMESPACE),
+                       body_template=fixtures.update_template(fixtures.UPDATE_NAMESPACE),
+                       name_prefix=fixtures.UPDATE_PREFIX)
+    row = ctx.closed_loop(Measurement(
+        "update", "PUT with resourceVersion, one object per connection", ctx.kplane, plan))
+    row.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
+    return [row]
+
+
+# -- watch fan-out ----------------------------------------------------------------------------
+
+
+@scenario("watch", description="watch fan-out: many watchers, one writer at a fixed rate")
+def watch_fan_out(ctx: BenchContext) -> list[Row]:
+    settings = ctx.settings
+    ctx.ensure_fixtures()  # the namespace must exist before anyone watches it
+    namespace = fixtures.WATCH_NAMESPACE
+    version = fixtures.current_resource_version(ctx.kplane, namespace)
+    writing_s = settings.watch_events / settings.watch_rate
+    specs = [
+        WatchSpec(
+            endpoint=ctx.kplane,
+            path=f"{fixtures.configmaps_path(namespace)}?watch=1&resourceVersion={version}",
+            connections=count,
+            expected_events=settings.watch_events,
+            # Counted from when this process's watches are open; the others may still be
+            # connecting, and the writer only starts once all are.
+            deadline_s=settings.watch_connect_timeout_s + writing_s + settings.watch_grace_s,
+        )
+        for _, count in split_evenly(settings.watchers, settings.watch_processes)
+    ]
+    jobs = ctx.pool.start_watchers(specs)
+    connected = ctx.pool.wait_until_watching(len(jobs),
+                                             timeout=settings.watch_connect_timeout_s)
+    writer = ctx.pool.submit(run_writer, WriterSpec(
+        endpoint=ctx.kplane,
+        path=fixtures.configmaps_path(namespace),
+        body_template=fixtures.watch_writer_template(namespace),
+        events=settings.watch_events,
+        rate=settings.watch_rate,
+        name_prefix="event-",
+    ))
+    written = writer.result()
+    watched = [job.result() for job in jobs]
+    return [_delivery_row(watched, written, watchers=settings.watchers, connected=connected),
+            _writer_row(written)]
+
+
+def _delivery_row(
+    watched: list[WatchResult], written: WriterResult, *, watchers: int, connected: int
+) -> Row:
+    latencies = [sample for result in watched for sample in result.latencies]
+    summary = summarize(latencies)
+    last_receipt = max((result.last_receipt for result in watched), default=0.0)
+    span = last_receipt - written.first_sent
+    events = len(written.latencies)
+    missing = sum(result.missing_events for result in watched)
+    never_connected = watchers - connected
+    row = Row(
+        name="watch",
+        description=f"{watchers} watchers, {events} events; latency from send to receipt",
+        rate=summary.count / span if span > 0 else 0.0,
+        p50_ms=summary.p50_ms,
+        p99_ms=summary.p99_ms,
+        count=summary.count,
+        errors=missing + never_connected * events,
+        notes={
+            "watchers_connected": connected,
+            "events_written": events,
+            "deliveries_expected": connected * events,
+            "missing_deliveries": missing,
+            "max_ms": round(summary.max_ms, 3),
+            **_error_samples(watched),
+        },
+    )
+    row.judge(Target("p99_ms", "<=", 100))
+    return row
+
+
+def _error_samples(watched: list[WatchResult]) -> dict[str, list[str]]:
+    samples = [sample for result in watched for sample in result.error_samples]
+    return {"errors": samples} if samples else {}
+
+
+def _writer_row(written: WriterResult) -> Row:
+    summary = summarize(written.latencies)
+    span = written.last_sent - written.first_sent
+    events = len(written.latencies)
+    return Row(
+        name="watch-writer",
+        description="the watch scenario's creates, while the fan-out runs",
+        rate=(events - 1) / span if span > 0 else 0.0,
+        p50_ms=summary.p50_ms,
+        p99_ms=summary.p99_ms,
+        count=events,
+        errors=written.errors,
+        notes={"errors": written.error_samples} if written.error_samples else {},
+    )

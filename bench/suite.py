@@ -1,0 +1,106 @@
+"""Running a selection of scenarios once: setup, the scenarios in order, teardown, report.
+
+A scenario that crashes does not end the run: its failure becomes a row with one error
+(and the traceback goes to stderr), the other scenarios still run, and the run reports
+failure through :attr:`SuiteResult.crashed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.context import BenchContext, Settings
+from bench.report import Row
+from bench.scenarios import SCENARIOS
+from bench.workers import WorkerPool
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteResult:
+    rows: list[Row]
+    meta: dict[str, Any]
+    crashed: list[str]
+
+
+def select(names: Iterable[str]) -> list[str]:
+    """The scenarios to run for ``names`` (all when empty), with what they require, in order."""
+    wanted = list(names) or list(SCENARIOS)
+    unknown = [name for name in wanted if name not in SCENARIOS]
+    if unknown:
+        raise KeyError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    needed: set[str] = set()
+    pending = list(wanted)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending.extend(SCENARIOS[name].requires)
+    return [name for name in SCENARIOS if name in needed]
+
+
+def run_suite(
+    settings: Settings,
+    *,
+    only: Sequence[str] = (),
+    workdir: Path | None = None,
+    progress: bool = True,
+) -> SuiteResult:
+    """Run the selected scenarios against a fresh kplane; every process is stopped after."""
+    names = select(only)
+    with tempfile.TemporaryDirectory(prefix="kplane-bench-") as scratch:
+        directory = workdir or Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        with WorkerPool(settings.pool_size) as pool:
+            context = BenchContext(settings=settings, workdir=directory, pool=pool)
+            try:
+                crashed = _run_all(context, names, progress=progress)
+            finally:
+                context.close()
+    return SuiteResult(rows=list(context.rows.values()), meta=run_metadata(settings, names),
+                       crashed=crashed)
+
+
+def _run_all(context: BenchContext, names: list[str], *, progress: bool) -> list[str]:
+    crashed = []
+    for name in names:
+        if progress:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+        try:
+            rows = SCENARIOS[name].run(context)
+        except Exception as exc:
+            traceback.print_exc()
+            log = context.kplane_log_tail()
+            if log:
+                print(f"--- end of the kplane log ---\n{log}", file=sys.stderr)
+            crashed.append(name)
+            rows = [_crash_row(name, exc)]
+        for row in rows:
+            context.rows[row.name] = row
+    return crashed
+
+
+def _crash_row(name: str, error: Exception) -> Row:
+    return Row(name=name, description=f"crashed: {type(error).__name__}: {error}"[:300],
+               rate=0.0, p50_ms=0.0, p99_ms=0.0, count=0, errors=1)
+
+
+def run_metadata(settings: Settings, names: list[str]) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "scenarios": names,
+        "settings": dataclasses.asdict(settings),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

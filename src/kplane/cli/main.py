@@ -1,0 +1,54 @@
+"""The ``kplane`` command line.
+
+``kplane serve`` runs the API server. Later subcommands (``ws``, ``kubeconfig``, ``class``,
+``bind``) talk to a running server through its public API only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kplane import __version__
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kplane.server.runtime import ServeOptions, run
+
+    run(ServeOptions(data_dir=Path(args.data_dir), secure_port=args.secure_port,
+                     bind_address=args.bind_address))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kplane", description="A multi-tenant, kcp-compatible Kubernetes API server.")
+    parser.add_argument("--version", action="version", version=f"kplane {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API server")
+    serve.add_argument("--data-dir", default=".kplane",
+                       help="where the database, certificates and kubeconfig live "
+                            "(default: ./.kplane)")
+    serve.add_argument("--secure-port", type=int, default=6443,
+                       help="HTTPS port (default: 6443)")
+    serve.add_argument("--bind-address", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper() if hasattr(args, "log_level") else "WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

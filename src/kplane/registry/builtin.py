@@ -1,0 +1,80 @@
+"""The built-in resource types every logical cluster serves.
+
+This is the list a workspace offers before any CRD or binding: the kinds kcp serves in a
+workspace (namespaces, configmaps, secrets, service accounts, events, leases, limit ranges,
+resource quotas and RBAC), with the short names, categories, verbs, subresources and
+selectable fields upstream Kubernetes gives them, so ``kubectl api-resources`` and
+``kubectl get all`` read the same as against a real cluster.
+"""
+
+from __future__ import annotations
+
+from kplane.registry.resources import ALL_VERBS, ResourceType
+
+_NO_COLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
+
+NAMESPACES = ResourceType(
+    group="", version="v1", resource="namespaces", kind="Namespace", namespaced=False,
+    short_names=("ns",), verbs=_NO_COLLECTION, subresources=("finalize", "status"),
+    selectable_fields=("status.phase",),
+)
+CONFIGMAPS = ResourceType(
+    group="", version="v1", resource="configmaps", kind="ConfigMap", namespaced=True,
+    short_names=("cm",),
+)
+SECRETS = ResourceType(
+    group="", version="v1", resource="secrets", kind="Secret", namespaced=True,
+    selectable_fields=("type",),
+)
+SERVICEACCOUNTS = ResourceType(
+    group="", version="v1", resource="serviceaccounts", kind="ServiceAccount", namespaced=True,
+    short_names=("sa",),
+)
+EVENTS = ResourceType(
+    group="", version="v1", resource="events", kind="Event", namespaced=True,
+    short_names=("ev",),
+    selectable_fields=(
+        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type",
+    ),
+)
+EVENTS_V1 = ResourceType(
+    group="events.k8s.io", version="v1", resource="events", kind="Event", namespaced=True,
+    short_names=("ev",),
+    selectable_fields=(
+        "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
+        "regarding.apiVersion", "regarding.resourceVersion", "regarding.fieldPath",
+        "reason", "reportingController", "type",
+    ),
+)
+LIMITRANGES = ResourceType(
+    group="", version="v1", resource="limitranges", kind="LimitRange", namespaced=True,
+    short_names=("limits",),
+)
+RESOURCEQUOTAS = ResourceType(
+    group="", version="v1", resource="resourcequotas", kind="ResourceQuota", namespaced=True,
+    short_names=("quota",), subresources=("status",),
+)
+LEASES = ResourceType(
+    group="coordination.k8s.io", version="v1", resource="leases", kind="Lease",
+    namespaced=True,
+)
+_RBAC = "rbac.authorization.k8s.io"
+ROLES = ResourceType(group=_RBAC, version="v1", resource="roles", kind="Role", namespaced=True)
+ROLEBINDINGS = ResourceType(
+    group=_RBAC, version="v1", resource="rolebindings", kind="RoleBinding", namespaced=True,
+)
+CLUSTERROLES = ResourceType(
+    group=_RBAC, version="v1", resource="clusterroles", kind="ClusterRole", namespaced=False,
+)
+CLUSTERROLEBINDINGS = ResourceType(
+    group=_RBAC, version="v1", resource="clusterrolebindings", kind="ClusterRoleBinding",
+    namespaced=False,
+)
+
+BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    NAMESPACES, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS, LIMITRANGES, RESOURCEQUOTAS,
+    EVENTS_V1, LEASES, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
+)
+"""In discovery order: the core group first, then the named groups."""

@@ -1,0 +1,33 @@
+"""The Strategy of each built-in kind."""
+
+from __future__ import annotations
+
+from kplane.registry import builtin
+from kplane.registry.kinds.core import (
+    ConfigMapStrategy,
+    EventStrategy,
+    NamespaceStrategy,
+    ResourceQuotaStrategy,
+    SecretStrategy,
+)
+from kplane.registry.kinds.rbac import BindingStrategy, RoleStrategy
+from kplane.registry.resources import ResourceType
+from kplane.registry.strategy import Strategy
+
+_STRATEGY_CLASSES: dict[ResourceType, type[Strategy]] = {
+    builtin.NAMESPACES: NamespaceStrategy,
+    builtin.CONFIGMAPS: ConfigMapStrategy,
+    builtin.SECRETS: SecretStrategy,
+    builtin.EVENTS: EventStrategy,
+    builtin.EVENTS_V1: EventStrategy,
+    builtin.RESOURCEQUOTAS: ResourceQuotaStrategy,
+    builtin.ROLES: RoleStrategy,
+    builtin.CLUSTERROLES: RoleStrategy,
+    builtin.ROLEBINDINGS: BindingStrategy,
+    builtin.CLUSTERROLEBINDINGS: BindingStrategy,
+}
+
+
+def strategy_for(rt: ResourceType) -> Strategy:
+    """A fresh Strategy for a built-in resource type."""
+    return _STRATEGY_CLASSES.get(rt, Strategy)(rt)

@@ -1,0 +1,112 @@
+"""The ASGI application: authentication, routing and error handling for every request.
+
+A request is parsed into a :class:`~kplane.server.request_info.RequestInfo`, its user is
+authenticated, and it is handed to the resource handler or to one of the non-resource
+endpoints (health, version, metrics, discovery, OpenAPI). Every failure leaves as a
+Kubernetes ``Status``; an unexpected exception is logged and answered with a 500 Status
+rather than a dropped connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kplane.apimachinery import errors
+from kplane.apimachinery.errors import StatusError
+from kplane.auth.authn import UserInfo
+from kplane.registry.catalog import Catalog
+from kplane.registry.store import Store
+from kplane.server import metrics
+from kplane.server.http import Request, send_status_error
+from kplane.server.nonresource import NonResourceHandler
+from kplane.server.request_info import parse_request
+from kplane.server.resource_handler import ResourceHandler
+from kplane.server.tls import certificate_user
+from kplane.server.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+# Probes and the version endpoint answer anyone, as upstream's public-info-viewer allows.
+_PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+class KplaneApp:
+    """The whole API server as one ASGI callable."""
+
+    def __init__(self, *, store: Store, catalog: Catalog, server_address: str,
+                 is_ready: Any) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.resources = ResourceHandler(store=store, catalog=catalog)
+        self.nonresource = NonResourceHandler(catalog=catalog, server_address=server_address,
+                                              is_ready=is_ready)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        state = _ResponseState(send)
+        verb = "unknown"
+        resource = ""
+        try:
+            request = Request(scope, receive)
+            info = parse_request(request.method, request.path,
+                                 watch=request.query.get("watch", "") in ("1", "true", "True"))
+            verb, resource = info.verb or request.method.lower(), info.resource
+            user = self._authenticate(scope)
+            if user is None and info.path not in _PUBLIC_PATHS:
+                raise errors.unauthorized()
+            if info.is_resource_request:
+                await self.resources.handle(request, info, state.send)
+            else:
+                await self.nonresource.handle(request, info, state.send)
+        except StatusError as exc:
+            if state.started:
+                log.warning("error after the response started: %s", exc)
+            else:
+                await send_status_error(state.send, exc)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            if not state.started:
+                await send_status_error(state.send, errors.internal_error(
+                    "an internal error occurred; the server log has the details"))
+        finally:
+            if verb != "watch":
+                metrics.observe_request(verb=verb, resource=resource, code=state.status,
+                                        seconds=time.perf_counter() - started)
+
+    @staticmethod
+    def _authenticate(scope: Scope) -> UserInfo | None:
+        return certificate_user(scope)
+
+
+class _ResponseState:
+    """Remembers whether (and with which code) a response has started."""
+
+    __slots__ = ("_send", "started", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.status = 0
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = int(message["status"])
+        await self._send(message)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,101 @@
+"""A thin request/response layer over raw ASGI: just what a Kubernetes API needs.
+
+No framework: a request is its method, path, query and headers parsed once, and a body read
+with a hard size limit; a response is bytes with a content type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from kplane.apimachinery import errors
+from kplane.server.body import MAX_BODY_BYTES
+from kplane.server.types import Receive, Scope, Send
+
+JSON_CONTENT_TYPE = b"application/json"
+
+
+class Request:
+    """One HTTP request."""
+
+    __slots__ = ("_body", "headers", "method", "path", "query", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        query: dict[str, str] = {}
+        raw_query: bytes = scope.get("query_string", b"")
+        if raw_query:
+            try:
+                pairs = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True,
+                                  max_num_fields=64)
+            except ValueError:
+                raise errors.bad_request("too many query parameters") from None
+            for key, value in pairs:
+                query.setdefault(key, value)
+        self.query = query
+        self.headers: dict[str, str] = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        self._body: bytes | None = None
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name, default)
+
+    async def body(self, limit: int = MAX_BODY_BYTES) -> bytes:
+        """The whole body; 413 as soon as it exceeds ``limit``, without reading the rest."""
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise errors.too_large(
+                f"the request body is {declared} bytes; the limit is {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise errors.bad_request("the client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise errors.too_large(f"the request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = b"".join(chunks)
+        return self._body
+
+
+async def send_bytes(send: Send, status: int, body: bytes, *,
+                     content_type: bytes = JSON_CONTENT_TYPE,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    all_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if headers:
+        all_headers.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, value: Any, *,
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send_bytes(send, status, orjson.dumps(value), headers=headers)
+
+
+async def send_status_error(send: Send, error: errors.StatusError) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send_json(send, error.code, error.to_status(), headers=headers)
+
+
+def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
+    """``Warning: 299 - "text"`` headers, as kube-apiserver sends them."""
+    out: list[tuple[bytes, bytes]] = []
+    for text in warnings[:64]:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        out.append((b"warning", f'299 - "{escaped}"'.encode("utf-8", "replace")))
+    return out

@@ -1,0 +1,34 @@
+"""Prometheus metrics of the API server (``/metrics``).
+
+Named after kube-apiserver's so existing dashboards read them: ``apiserver_request_total``
+by verb, resource and code, and ``apiserver_request_duration_seconds``. Watches are counted
+when they end, not timed.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+REQUESTS = Counter(
+    "apiserver_request_total", "Requests served, by verb, resource and HTTP code.",
+    ["verb", "resource", "code"], registry=REGISTRY,
+)
+DURATION = Histogram(
+    "apiserver_request_duration_seconds", "Time to serve a request, by verb.",
+    ["verb"], registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+STORAGE_OBJECTS = Gauge(
+    "apiserver_storage_objects_total", "Objects held in the watch cache.", registry=REGISTRY,
+)
+
+
+def observe_request(*, verb: str, resource: str, code: int, seconds: float) -> None:
+    REQUESTS.labels(verb, resource, str(code)).inc()
+    DURATION.labels(verb).observe(seconds)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,70 @@
+"""Content negotiation: which representation a client's ``Accept`` header asks for.
+
+Clients ask for a Table (``kubectl get``), for JSON, sometimes for YAML, and client-go lists
+protobuf first in some calls; we serve JSON for those, since JSON is always acceptable to
+them. A media range is parsed once into (type, parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kplane.apimachinery import errors
+
+JSON = "application/json"
+YAML = "application/yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRange:
+    type: str
+    params: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Representation:
+    """What to send back: plain JSON/YAML, or a Table (meta.k8s.io version)."""
+
+    media_type: str = JSON
+    table_version: str = ""
+
+
+def parse_accept(header: str) -> list[MediaRange]:
+    ranges: list[MediaRange] = []
+    for item in header.split(",")[:32]:
+        pieces = [p.strip() for p in item.split(";")]
+        if not pieces[0]:
+            continue
+        params: dict[str, str] = {}
+        for piece in pieces[1:]:
+            if "=" in piece:
+                key, _, value = piece.partition("=")
+                params[key.strip().lower()] = value.strip()
+        ranges.append(MediaRange(pieces[0].lower(), params))
+    return ranges
+
+
+def choose(header: str, *, table_allowed: bool) -> Representation:
+    """The representation for a resource response; 406 when nothing acceptable is offered."""
+    if not header:
+        return Representation()
+    saw_table_request = False
+    for media in parse_accept(header):
+        as_kind = media.params.get("as")
+        if as_kind:
+            if as_kind == "Table" and media.type in (JSON, "*/*"):
+                saw_table_request = True
+                if (table_allowed and media.params.get("g") == "meta.k8s.io"
+                        and media.params.get("v") in ("v1", "v1beta1")):
+                    return Representation(JSON, media.params["v"])
+            continue
+        if media.type in (JSON, "application/*", "*/*"):
+            return Representation(JSON)
+        if media.type in (YAML, "application/x-yaml", "text/yaml"):
+            return Representation(YAML)
+    if saw_table_request:
+        raise errors.not_acceptable(
+            "only the following media types are accepted: application/json;as=Table;g=meta.k8s.io;v=v1, "
+            "application/json;as=Table;g=meta.k8s.io;v=v1beta1")
+    raise errors.not_acceptable(
+        "only the following media types are accepted: application/json, application/yaml")

@@ -1,0 +1,331 @@
+"""Serving resource requests: from a parsed URL and query to a Store call and its response.
+
+This module owns the HTTP side of every verb: reading query parameters into options,
+choosing the representation (JSON, YAML, Table), status codes (201 on create), the shape of
+delete responses, and handing watches to :mod:`kplane.server.watch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+
+from kplane.apimachinery import errors
+from kplane.apimachinery.apply import manager_from_user_agent
+from kplane.apimachinery.errors import StatusError
+from kplane.registry.catalog import Catalog
+from kplane.registry.options import (
+    FIELD_VALIDATION_MODES,
+    DeleteOptions,
+    ListOptions,
+    WriteOptions,
+)
+from kplane.registry.resources import ResourceType
+from kplane.registry.store import (
+    APPLY_PATCH,
+    APPLY_PATCH_CBOR,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_PATCH,
+    Store,
+    Target,
+)
+from kplane.registry.tables import table_for
+from kplane.server import negotiation
+from kplane.server.body import decode_body, media_type
+from kplane.server.http import Request, send_bytes, warning_headers
+from kplane.server.request_info import RequestInfo
+from kplane.server.types import Send
+from kplane.server.watch import WatchStream
+
+PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, APPLY_PATCH_CBOR)
+_MAX_TIMEOUT_SECONDS = 3600
+
+
+def _bool(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes", "")
+
+
+def _int_param(query: dict[str, str], name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.bad_request(f"{name}: Invalid value: {raw[:32]!r}: must be an integer") from None
+    return value
+
+
+def list_options(query: dict[str, str]) -> ListOptions:
+    limit = _int_param(query, "limit") or 0
+    if limit < 0:
+        raise errors.bad_request(f"limit: Invalid value: {limit}: must be a non-negative integer")
+    return ListOptions(
+        label_selector=query.get("labelSelector", ""),
+        field_selector=query.get("fieldSelector", ""),
+        limit=limit,
+        continue_token=query.get("continue", ""),
+        resource_version=query.get("resourceVersion", ""),
+        resource_version_match=query.get("resourceVersionMatch", ""),
+    )
+
+
+def write_options(request: Request) -> WriteOptions:
+    query = request.query
+    dry_run = query.get("dryRun", "")
+    if dry_run and dry_run != "All":
+        raise errors.bad_request(
+            f'dryRun: Unsupported value: "{dry_run[:32]}": supported values: "All"')
+    mode = query.get("fieldValidation", "Warn") or "Warn"
+    if mode not in FIELD_VALIDATION_MODES:
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{mode[:32]}": supported values: '
+            '"Ignore", "Warn", "Strict"')
+    manager = query.get("fieldManager", "")
+    if len(manager) > 128:
+        raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
+    if not manager:
+        manager = manager_from_user_agent(request.header("user-agent"))
+    return WriteOptions(field_manager=manager, dry_run=bool(dry_run), field_validation=mode)
+
+
+class ResourceHandler:
+    """Answers every request addressed to a resource."""
+
+    def __init__(self, *, store: Store, catalog: Catalog) -> None:
+        self._store = store
+        self._catalog = catalog
+
+    def resolve(self, info: RequestInfo) -> ResourceType:
+        rt = self._catalog.lookup(info.cluster, info.group, info.version, info.resource)
+        if rt is None:
+            raise errors.plain_not_found()
+        if info.subresource and info.subresource not in rt.subresources:
+            raise errors.plain_not_found()
+        if info.namespace and not rt.namespaced:
+            raise errors.plain_not_found()
+        return rt
+
+    async def handle(self, request: Request, info: RequestInfo, send: Send) -> None:
+        rt = self.resolve(info)
+        target = Target(rt, info.cluster, info.namespace, info.name)
+        verb = info.verb
+        if verb not in rt.verbs and verb not in ("get", "update", "patch"):
+            raise errors.method_not_allowed(
+                f"{verb} is not supported on resources of kind {rt.group_resource}")
+        if verb == "get":
+            await self._get(request, target, send)
+        elif verb == "list":
+            await self._list(request, target, send)
+        elif verb == "watch":
+            await self._watch(request, target, send)
+        elif verb == "create":
+            await self._create(request, target, send, info)
+        elif verb == "update":
+            await self._update(request, target, send, info)
+        elif verb == "patch":
+            await self._patch(request, target, send, info)
+        elif verb == "delete":
+            await self._delete(request, target, send)
+        elif verb == "deletecollection":
+            await self._delete_collection(request, target, send)
+        else:
+            raise errors.method_not_allowed(f"the server does not allow this method: {verb}")
+
+    # Responses ---------------------------------------------------------------------------
+
+    async def _respond(self, send: Send, request: Request, rt: ResourceType, status: int,
+                       obj: dict[str, Any] | bytes, *, warnings: list[str] | None = None) -> None:
+        """One object, in the representation the client asked for."""
+        representation = negotiation.choose(request.header("accept"), table_allowed=True)
+        headers = warning_headers(warnings) if warnings else None
+        content_type = b"application/json"
+        if representation.table_version:
+            parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
+            table = table_for(rt, [parsed], include_object=request.query.get(
+                "includeObject", "Metadata"))
+            table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
+            body = orjson.dumps(table)
+        elif representation.media_type == negotiation.YAML:
+            parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
+            body = yaml.safe_dump(parsed, sort_keys=False).encode()
+            content_type = b"application/yaml"
+        else:
+            body = obj if isinstance(obj, bytes) else orjson.dumps(obj)
+        await send_bytes(send, status, body, content_type=content_type, headers=headers)
+
+    # Verbs -------------------------------------------------------------------------------
+
+    async def _get(self, request: Request, target: Target, send: Send) -> None:
+        cached = await self._store.get(
+            target, resource_version=request.query.get("resourceVersion", ""))
+        await self._respond(send, request, target.rt, 200, cached.raw)
+
+    async def _list(self, request: Request, target: Target, send: Send) -> None:
+        rt = target.rt
+        representation = negotiation.choose(request.header("accept"), table_allowed=True)
+        result = await self._store.list(target, list_options(request.query))
+        list_meta: dict[str, Any] = {"resourceVersion": str(result.revision)}
+        if result.continue_token:
+            list_meta["continue"] = result.continue_token
+            if result.remaining is not None:
+                list_meta["remainingItemCount"] = result.remaining
+        if representation.table_version:
+            objects = [orjson.loads(o.raw) for o in result.items]
+            table = table_for(rt, objects, include_object=request.query.get(
+                "includeObject", "Metadata"), list_meta=list_meta)
+            table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
+            await send_bytes(send, 200, orjson.dumps(table))
+            return
+        head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
+                             "metadata": list_meta})
+        body = head[:-1] + b',"items":[' + b",".join(o.raw for o in result.items) + b"]}"
+        if representation.media_type == negotiation.YAML:
+            body = yaml.safe_dump(orjson.loads(body), sort_keys=False).encode()
+            await send_bytes(send, 200, body, content_type=b"application/yaml")
+            return
+        await send_bytes(send, 200, body)
+
+    async def _watch(self, request: Request, target: Target, send: Send) -> None:
+        query = request.query
+        representation = negotiation.choose(request.header("accept"), table_allowed=True)
+        timeout = _int_param(query, "timeoutSeconds")
+        if timeout is not None and timeout < 0:
+            raise errors.bad_request("timeoutSeconds: Invalid value: must be non-negative")
+        send_initial: bool | None = None
+        if "sendInitialEvents" in query:
+            send_initial = _bool(query["sendInitialEvents"])
+        bookmarks = _bool(query.get("allowWatchBookmarks"))
+        if send_initial and not bookmarks:
+            raise errors.unprocessable(
+                "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
+                "allowWatchBookmarks to true")
+        options = list_options(query)
+        if target.name:
+            # A watch on one object: upstream turns the name into a field selector.
+            selector = f"metadata.name={target.name}"
+            if options.field_selector:
+                selector = f"{options.field_selector},{selector}"
+            options = ListOptions(
+                label_selector=options.label_selector, field_selector=selector,
+                resource_version=options.resource_version,
+                resource_version_match=options.resource_version_match)
+            target = Target(target.rt, target.cluster, target.namespace, "")
+        stream = WatchStream(
+            rt=target.rt, send=send, receive=request.receive,
+            table_version=representation.table_version,
+            include_object=query.get("includeObject", "Metadata"), bookmarks=bookmarks,
+            timeout=None if timeout is None else float(min(timeout, _MAX_TIMEOUT_SECONDS)),
+        )
+        try:
+            start = await self._store.watch(target, options, send_initial_events=send_initial)
+        except StatusError as exc:
+            if exc.code == 410:
+                await stream.send_error(exc)
+                return
+            raise
+        await stream.run(start, send_initial_end=bool(send_initial),
+                         current_revision=lambda: self._store.cacher.revision)
+
+    async def _read_body(self, request: Request) -> Any:
+        raw = await request.body()
+        return decode_body(raw, request.header("content-type", "application/json"))
+
+    async def _create(self, request: Request, target: Target, send: Send,
+                      info: RequestInfo) -> None:
+        if info.name and not info.subresource:
+            raise errors.method_not_allowed("POST is not allowed on a named object")
+        if info.subresource:
+            raise errors.method_not_allowed(
+                f"the subresource {info.subresource} does not support create")
+        content = media_type(request.header("content-type", "application/json"))
+        if content not in ("application/json", "application/yaml", ""):
+            raise errors.unsupported_media_type(content, ["application/json", "application/yaml"])
+        body = await self._read_body(request)
+        options = write_options(request)
+        obj = await self._store.create(target, body, options)
+        await self._respond(send, request, target.rt, 201, obj, warnings=options.warnings)
+
+    async def _update(self, request: Request, target: Target, send: Send,
+                      info: RequestInfo) -> None:
+        content = media_type(request.header("content-type", "application/json"))
+        if content not in ("application/json", "application/yaml", ""):
+            raise errors.unsupported_media_type(content, ["application/json", "application/yaml"])
+        body = await self._read_body(request)
+        options = write_options(request)
+        obj = await self._store.update(target, body, options, subresource=info.subresource)
+        await self._respond(send, request, target.rt, 200, obj, warnings=options.warnings)
+
+    async def _patch(self, request: Request, target: Target, send: Send,
+                     info: RequestInfo) -> None:
+        content = media_type(request.header("content-type"))
+        accepted = [t for t in PATCH_TYPES
+                    if t != STRATEGIC_PATCH or target.rt.supports_strategic_merge]
+        if content not in accepted:
+            raise errors.unsupported_media_type(content, accepted)
+        if content == APPLY_PATCH_CBOR:
+            raise errors.unsupported_media_type(content, [t for t in accepted
+                                                          if t != APPLY_PATCH_CBOR])
+        doc = await self._read_body(request)
+        options = write_options(request)
+        force_raw = request.query.get("force")
+        force = _bool(force_raw) if force_raw is not None else False
+        existed = self._store.get_cached(target) is not None
+        obj = await self._store.patch(target, content, doc, options, force=force,
+                                      subresource=info.subresource)
+        status = 201 if content == APPLY_PATCH and not existed else 200
+        await self._respond(send, request, target.rt, status, obj,
+                                 warnings=options.warnings)
+
+    async def _delete_options(self, request: Request) -> DeleteOptions:
+        query = request.query
+        body: Any = {}
+        raw = await request.body()
+        if raw.strip():
+            body = decode_body(raw, request.header("content-type", "application/json"))
+            if not isinstance(body, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+        preconditions = body.get("preconditions") or {}
+        dry_run = query.get("dryRun") or body.get("dryRun")
+        if isinstance(dry_run, list):
+            dry_run = dry_run[0] if dry_run else ""
+        if dry_run and dry_run != "All":
+            raise errors.bad_request(f'dryRun: Unsupported value: "{dry_run}"')
+        policy = query.get("propagationPolicy") or body.get("propagationPolicy") or ""
+        if policy and policy not in ("Orphan", "Background", "Foreground"):
+            raise errors.bad_request(
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                '"Foreground", "Background", "Orphan"')
+        return DeleteOptions(
+            uid=str(preconditions.get("uid") or ""),
+            resource_version=str(preconditions.get("resourceVersion") or ""),
+            propagation_policy=str(policy), dry_run=bool(dry_run),
+        )
+
+    async def _delete(self, request: Request, target: Target, send: Send) -> None:
+        options = await self._delete_options(request)
+        obj, gone = await self._store.delete(target, options)
+        if not gone:
+            await self._respond(send, request, target.rt, 200, obj)
+            return
+        rt = target.rt
+        status = {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": target.name, "group": rt.group, "kind": rt.resource,
+                        "uid": obj["metadata"].get("uid", "")},
+        }
+        await send_bytes(send, 200, orjson.dumps(status))
+
+    async def _delete_collection(self, request: Request, target: Target, send: Send) -> None:
+        options = await self._delete_options(request)
+        deleted = await self._store.delete_collection(target, list_options(request.query),
+                                                      options)
+        rt = target.rt
+        body = {"kind": rt.list_kind, "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self._store.cacher.revision)},
+                "items": deleted}
+        await send_bytes(send, 200, orjson.dumps(body))
+

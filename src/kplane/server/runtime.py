@@ -1,0 +1,100 @@
+"""Assembling and running one kplane server process.
+
+Opens the store, loads the watch cache, creates the first-start objects (the namespaces
+``default``, ``kube-system`` and ``kube-public`` of the root logical cluster), starts the
+in-process controllers, writes the admin kubeconfig, and serves HTTPS until told to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import uvloop
+
+from kplane.apimachinery.errors import StatusError
+from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
+from kplane.auth.pki import ensure_pki
+from kplane.controllers.namespace import NamespaceController
+from kplane.registry import builtin
+from kplane.registry.catalog import Catalog
+from kplane.registry.codec import CacheDecoder
+from kplane.registry.options import WriteOptions
+from kplane.registry.store import Store, Target
+from kplane.server.app import KplaneApp
+from kplane.server.tls import build_server_config
+from kplane.storage.cacher import Cacher
+from kplane.storage.sqlite import SQLiteBackend
+
+log = logging.getLogger(__name__)
+
+ROOT_CLUSTER = "root"
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
+BOOTSTRAP_MANAGER = "kplane-bootstrap"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    data_dir: Path
+    secure_port: int = 6443
+    bind_address: str = "127.0.0.1"
+
+
+def _url_host(address: str) -> str:
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(address).version == 6:
+            return f"[{address}]"
+    return address
+
+
+async def bootstrap(store: Store) -> None:
+    """Create what a new cluster has before anyone uses it; a no-op on later starts."""
+    for name in INITIAL_NAMESPACES:
+        target = Target(builtin.NAMESPACES, ROOT_CLUSTER, "", name)
+        if store.get_cached(target) is not None:
+            continue
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        with contextlib.suppress(StatusError):
+            await store.create(target, body, WriteOptions(field_manager=BOOTSTRAP_MANAGER))
+
+
+async def serve(options: ServeOptions) -> None:
+    data_dir = options.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pki = ensure_pki(data_dir, hosts=[options.bind_address])
+    backend = SQLiteBackend(data_dir / "kplane.db")
+    await backend.start()
+    catalog = Catalog()
+    cacher = Cacher(backend, CacheDecoder(catalog))
+    await cacher.start()
+    store = Store(backend=backend, cacher=cacher, catalog=catalog)
+    await bootstrap(store)
+    namespaces = NamespaceController(store=store, catalog=catalog)
+    await namespaces.start()
+
+    host = _url_host(options.bind_address)
+    server_url = f"https://{host}:{options.secure_port}"
+    app = KplaneApp(store=store, catalog=catalog, server_address=f"{host}:{options.secure_port}",
+                    is_ready=lambda: cacher.ready)
+    config = build_server_config(app, host=options.bind_address, port=options.secure_port,
+                                 pki=pki, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    kubeconfig_path = data_dir / "admin.kubeconfig"
+    write_kubeconfig(kubeconfig_path,
+                     admin_kubeconfig(pki, server_url=server_url))
+    log.warning("kplane is serving on %s; admin kubeconfig: %s", server_url, kubeconfig_path)
+    try:
+        await server.serve()
+    finally:
+        await namespaces.stop()
+        await cacher.stop()
+        await backend.close()
+
+
+def run(options: ServeOptions) -> None:
+    uvloop.run(serve(options))
+

@@ -1,0 +1,150 @@
+"""Streaming a watch to one client.
+
+A watch response is a chunked stream of newline-terminated JSON events. Each change is
+encoded once per representation and the frame bytes are shared by every watcher that
+receives it (kept in the event's ``memo``). The stream ends at ``timeoutSeconds`` (or a
+random 30-60 minutes, as upstream), when the client goes away, or when the cache drops a
+watcher that fell too far behind; clients then re-watch from their last resourceVersion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from kplane.apimachinery.errors import StatusError
+from kplane.registry.resources import ResourceType
+from kplane.registry.store import WatchStart
+from kplane.registry.tables import table_for
+from kplane.server.types import Receive, Send
+from kplane.storage.cacher import CachedObject, CacheEvent
+
+BOOKMARK_INTERVAL_SECONDS = 60.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def default_timeout() -> float:
+    return random.uniform(1800, 3600)
+
+
+def _frame(event_type: str, raw_object: bytes) -> bytes:
+    return b'{"type":"' + event_type.encode() + b'","object":' + raw_object + b"}\n"
+
+
+def error_frame(error: StatusError) -> bytes:
+    return _frame("ERROR", orjson.dumps(error.to_status()))
+
+
+class WatchStream:
+    """Writes one watch to one client."""
+
+    def __init__(self, *, rt: ResourceType, send: Send, receive: Receive,
+                 table_version: str = "", include_object: str = "Metadata",
+                 bookmarks: bool = False, timeout: float | None = None) -> None:
+        self._rt = rt
+        self._send = send
+        self._receive = receive
+        self._table_version = table_version
+        self._include_object = include_object
+        self._bookmarks = bookmarks
+        self._deadline = time.monotonic() + (timeout if timeout is not None else default_timeout())
+        self._columns_sent = False
+        self._disconnected = asyncio.Event()
+
+    async def _start(self) -> None:
+        await self._send({
+            "type": "http.response.start", "status": 200,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"cache-control", b"no-cache, private")],
+        })
+
+    async def _write(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    def _encode(self, event_type: str, cached: CachedObject) -> bytes:
+        if not self._table_version:
+            return _frame(event_type, cached.raw)
+        return _frame(event_type, self._table_bytes(orjson.loads(cached.raw)))
+
+    def _table_bytes(self, obj: dict[str, Any]) -> bytes:
+        table = table_for(self._rt, [obj], include_object=self._include_object,
+                          with_column_definitions=not self._columns_sent)
+        table["apiVersion"] = f"meta.k8s.io/{self._table_version}"
+        self._columns_sent = True
+        return orjson.dumps(table)
+
+    def _event_frame(self, event: CacheEvent) -> bytes:
+        if self._table_version and not self._columns_sent:
+            return self._encode(event.type, event.obj)
+        memo_key = f"{event.type}:{self._table_version}:{self._include_object}"
+        frame = event.memo.get(memo_key)
+        if frame is None:
+            frame = event.memo[memo_key] = self._encode(event.type, event.obj)
+        return frame
+
+    def _bookmark(self, revision: int, *, initial_events_end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        if initial_events_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        obj = {"kind": self._rt.kind, "apiVersion": self._rt.api_version, "metadata": meta}
+        return _frame("BOOKMARK", orjson.dumps(obj))
+
+    async def _watch_disconnect(self, watcher: Any) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._disconnected.set()
+                watcher.close()
+                return
+
+    async def send_error(self, error: StatusError) -> None:
+        await self._start()
+        await self._send({"type": "http.response.body", "body": error_frame(error)})
+
+    async def run(self, start: WatchStart, *, send_initial_end: bool,
+                  current_revision: Callable[[], int]) -> None:
+        watcher = start.watcher
+        listener = asyncio.ensure_future(self._watch_disconnect(watcher))
+        try:
+            await self._start()
+            if start.initial:
+                await self._write(b"".join(self._encode("ADDED", o) for o in start.initial))
+            if send_initial_end:
+                await self._write(self._bookmark(start.revision, initial_events_end=True))
+            await self._follow(watcher, current_revision)
+        finally:
+            watcher.close()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        with contextlib.suppress(Exception):
+            await self._send({"type": "http.response.body", "body": b""})
+
+    async def _follow(self, watcher: Any, current_revision: Callable[[], int]) -> None:
+        last_bookmark = time.monotonic()
+        while not self._disconnected.is_set():
+            now = time.monotonic()
+            remaining = self._deadline - now
+            if remaining <= 0:
+                return
+            # The wait is bounded so a watcher the cache closed is noticed promptly.
+            wait = min(remaining, 5.0)
+            if self._bookmarks:
+                wait = min(wait, max(0.05, BOOKMARK_INTERVAL_SECONDS - (now - last_bookmark)))
+            event = await watcher.next_event(timeout=wait)
+            if self._disconnected.is_set():
+                return
+            if event is None:
+                if watcher.closed:
+                    return
+                if self._bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_INTERVAL_SECONDS:
+                    await self._write(self._bookmark(current_revision()))
+                    last_bookmark = time.monotonic()
+                continue
+            await self._write(self._event_frame(event))
