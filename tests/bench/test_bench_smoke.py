@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from bench.context import split_evenly
 from bench.loadgen import sent_time
 from bench.report import Row, Target, render_markdown, render_table

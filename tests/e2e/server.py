@@ -102,7 +102,8 @@ class KplaneProcess:
                             timeout=10.0, **kwargs)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60.0, server: str | None = None) -> subprocess.CompletedProcess[str]:
+                timeout: float = 60.0,
+                server: str | None = None) -> subprocess.CompletedProcess[str]:
         command = [KUBECTL, "--kubeconfig", str(self.kubeconfig)]
         if server:
             command += ["--server", server]

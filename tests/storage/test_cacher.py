@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pathlib
 import random
@@ -79,7 +80,7 @@ async def put(backend: SQLiteBackend, key: str, data: bytes) -> KeyValue:
 
 
 async def drain(watcher: CacheWatcher, count: int) -> list[CacheEvent]:
-    events = []
+    events: list[CacheEvent] = []
     for _ in range(count):
         event = await watcher.next_event(timeout=5)
         assert event is not None, f"only {len(events)} of {count} events arrived"
@@ -103,7 +104,7 @@ def test_index_lists_in_exact_key_order_with_tricky_segments() -> None:
     assert [o.key for o in index.list_prefix("/r/a")] == sorted(k for k in keys if k[:4] == "/r/a")
     assert [o.key for o in index.list_prefix("/r/a/")] == ["/r/a/x", "/r/a/x-1", "/r/a/y/z"]
     assert index.count("/r/a/") == 3
-    assert index.count("/r/a") == 6
+    assert index.count("/r/a") == 7
     assert index.count("/r/") == 7
     assert index.count("/nope/") == 0
     assert index.get("/r/a") is not None
@@ -445,6 +446,8 @@ class _BreakableBackend(SQLiteBackend):
                 next_batch = asyncio.ensure_future(anext(stream))
         finally:
             next_batch.cancel()
+            with contextlib.suppress(BaseException):
+                await next_batch
             await stream.aclose()  # type: ignore[attr-defined]
 
 

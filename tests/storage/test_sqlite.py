@@ -151,7 +151,10 @@ async def test_conflict_in_a_batch_does_not_fail_its_neighbours(
     await backend.create("/r/contended", b"0")
     # Submitted together, these land in the same group-commit batch: exactly one CAS wins.
     outcomes = await asyncio.gather(
-        *(backend.update("/r/contended", f"{i}".encode(), expected_mod_revision=1) for i in range(10)),
+        *(
+            backend.update("/r/contended", f"{i}".encode(), expected_mod_revision=1)
+            for i in range(10)
+        ),
         *(backend.create(f"/r/free{i}", b"x") for i in range(10)),
         return_exceptions=True,
     )
@@ -292,7 +295,11 @@ async def test_close_ends_open_watches(tmp_path: pathlib.Path) -> None:
     stream = store.watch("/r/", after_revision=0)
     await store.create("/r/a", b"x")
     await _collect(stream, count=1)
-    waiting = asyncio.create_task(anext(aiter(stream)))
+
+    async def next_batch() -> list[WatchEvent]:
+        return await anext(aiter(stream))
+
+    waiting = asyncio.create_task(next_batch())
     await asyncio.sleep(0.01)
     await store.close()
     with pytest.raises(StopAsyncIteration):

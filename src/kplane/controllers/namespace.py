@@ -93,6 +93,24 @@ class NamespaceController:
                 asyncio.get_running_loop().call_later(_RECHECK_SECONDS, self._enqueue,
                                                       cluster, name)
 
+    async def _delete_content(self, cluster: str, name: str) -> int:
+        """Delete every object in the namespace; how many are still there afterwards."""
+        collections = [Target(rt, cluster, name, "") for rt in self._catalog.resources(cluster)
+                       if rt.namespaced and rt.storage_group is None]
+        for collection in collections:
+            result = await self._store.list(collection, ListOptions(resource_version="0"))
+            for item in result.items:
+                if b'"deletionTimestamp"' in item.raw:
+                    continue
+                with contextlib.suppress(StatusError):
+                    await self._store.delete(
+                        Target(collection.rt, cluster, name, item.name), DeleteOptions())
+        remaining = 0
+        for collection in collections:
+            result = await self._store.list(collection, ListOptions(resource_version="0"))
+            remaining += len(result.items)
+        return remaining
+
     async def finalize(self, cluster: str, name: str) -> bool:
         """Delete what the namespace holds; finalize it once empty. True when finished."""
         target = Target(builtin.NAMESPACES, cluster, "", name)
@@ -102,20 +120,7 @@ class NamespaceController:
         namespace: dict[str, Any] = orjson.loads(cached.raw)
         if not namespace["metadata"].get("deletionTimestamp"):
             return True
-        remaining = 0
-        for rt in self._catalog.resources(cluster):
-            if not rt.namespaced or rt.storage_group is not None:
-                continue
-            collection = Target(rt, cluster, name, "")
-            result = await self._store.list(collection, ListOptions(resource_version="0"))
-            for item in result.items:
-                remaining += 1
-                if b'"deletionTimestamp"' in item.raw:
-                    continue
-                with contextlib.suppress(StatusError):
-                    await self._store.delete(Target(rt, cluster, name, item.name),
-                                             DeleteOptions())
-        if remaining:
+        if await self._delete_content(cluster, name):
             return False
         finalizers = list((namespace.get("spec") or {}).get("finalizers") or [])
         if NAMESPACE_FINALIZER not in finalizers:

@@ -12,6 +12,7 @@ the modification revision, so concurrent writers never lose an update.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,7 +45,10 @@ from kplane.storage.backend import (
 from kplane.storage.cacher import CachedObject, Cacher, CacheWatcher
 
 CLUSTER_ANNOTATION = "kcp.io/cluster"
-_MAX_CAS_RETRIES = 16
+# Every lost compare-and-swap means another writer succeeded, so retrying always makes
+# progress; upstream retries without limit. N writers racing on one object need up to N
+# attempts, so the bound only stops a bug from spinning forever.
+_MAX_CAS_RETRIES = 1_000
 _GENERATE_NAME_RETRIES = 8
 # Metadata the server owns: a client's value is ignored on create.
 _SERVER_OWNED_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
@@ -628,11 +632,11 @@ class Store:
         raise errors.conflict(rt.resource, rt.group, target.name, "too many concurrent writers")
 
     async def delete_collection(self, target: Target, list_options: ListOptions,
-                                options: DeleteOptions) -> list[dict[str, Any]]:
+                                options: DeleteOptions) -> builtins.list[dict[str, Any]]:
         result = await self.list(target, ListOptions(
             label_selector=list_options.label_selector,
             field_selector=list_options.field_selector))
-        deleted: list[dict[str, Any]] = []
+        deleted: builtins.list[dict[str, Any]] = []
         for cached in result.items:
             one = Target(target.rt, target.cluster, cached.namespace, cached.name)
             try:

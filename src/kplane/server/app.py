@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import quote
 
 from kplane.apimachinery import errors
 from kplane.apimachinery.errors import StatusError
@@ -55,7 +56,7 @@ class KplaneApp:
         resource = ""
         try:
             request = Request(scope, receive)
-            info = parse_request(request.method, request.path,
+            info = parse_request(request.method, _raw_path(scope),
                                  watch=request.query.get("watch", "") in ("1", "true", "True"))
             verb, resource = info.verb or request.method.lower(), info.resource
             user = self._authenticate(scope)
@@ -83,6 +84,15 @@ class KplaneApp:
     @staticmethod
     def _authenticate(scope: Scope) -> UserInfo | None:
         return certificate_user(scope)
+
+
+def _raw_path(scope: Scope) -> str:
+    """The path still percent-encoded: the scope's ``path`` is already decoded, and decoding
+    it again would turn ``%252F`` into a "/" inside one segment."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw:
+        return raw.partition(b"?")[0].decode("utf-8", "replace")
+    return quote(scope["path"], safe="/")
 
 
 class _ResponseState:

@@ -15,6 +15,7 @@ import orjson
 import yaml
 
 from kplane.apimachinery import errors
+from kplane.apimachinery.protobuf import PROTOBUF_CONTENT_TYPE, decode_protobuf_object
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
 MAX_DEPTH = 100
@@ -24,14 +25,25 @@ YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml",
                         "application/apply-patch+yaml"})
 
 
-class _NoAliasLoader(yaml.CSafeLoader):
-    """A safe loader that refuses anchors and aliases."""
+class _JsonYamlLoader(yaml.CSafeLoader):
+    """The safe C loader, leaving timestamps as the strings the client wrote.
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.YAMLError(f"YAML aliases are not allowed (at {event.start_mark})")
-        return super().compose_node(parent, index)
+    Upstream's YAML-to-JSON conversion keeps ``2024-01-02T03:04:05Z`` a string; resolving it
+    to a datetime and back would rewrite the user's value (``...+00:00``)."""
+
+
+_JsonYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _refuse_aliases(text: str) -> None:
+    """Alias expansion is how a small YAML document becomes enormous; refuse any alias."""
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise errors.bad_request(
+                f"YAML aliases are not allowed in request bodies (at {event.start_mark})")
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
@@ -56,6 +68,8 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     kind = media_type(content_type)
     if not raw.strip():
         raise errors.bad_request("the request body is empty")
+    if kind == PROTOBUF_CONTENT_TYPE:
+        return decode_protobuf_object(raw)
     if kind not in YAML_TYPES or raw.lstrip()[:1] in (b"{", b"["):
         try:
             value = orjson.loads(raw)
@@ -72,7 +86,8 @@ def decode_body(raw: bytes, content_type: str) -> Any:
     except UnicodeDecodeError:
         raise errors.bad_request("the request body is not valid UTF-8") from None
     try:
-        value = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - safe loader subclass
+        _refuse_aliases(text)
+        value = yaml.load(text, Loader=_JsonYamlLoader)
     except RecursionError:
         raise errors.bad_request("the request body is nested too deeply") from None
     except yaml.YAMLError as exc:

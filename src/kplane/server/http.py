@@ -88,7 +88,9 @@ async def send_json(send: Send, status: int, value: Any, *,
 
 
 async def send_status_error(send: Send, error: errors.StatusError) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    # ASGI wants response header names lowercased.
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+               for k, v in error.headers.items()]
     await send_json(send, error.code, error.to_status(), headers=headers)
 
 
@@ -97,5 +99,8 @@ def warning_headers(warnings: list[str]) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     for text in warnings[:64]:
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        # A control character (a newline in an unknown field's name, say) is not allowed in a
+        # header value: the server would refuse to send the response at all.
+        escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped)
         out.append((b"warning", f'299 - "{escaped}"'.encode("utf-8", "replace")))
     return out

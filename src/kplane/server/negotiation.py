@@ -64,7 +64,8 @@ def choose(header: str, *, table_allowed: bool) -> Representation:
             return Representation(YAML)
     if saw_table_request:
         raise errors.not_acceptable(
-            "only the following media types are accepted: application/json;as=Table;g=meta.k8s.io;v=v1, "
+            "only the following media types are accepted: "
+            "application/json;as=Table;g=meta.k8s.io;v=v1, "
             "application/json;as=Table;g=meta.k8s.io;v=v1beta1")
     raise errors.not_acceptable(
         "only the following media types are accepted: application/json, application/yaml")

@@ -36,10 +36,16 @@ class RequestInfo:
 
 
 def _split(path: str) -> list[str]:
-    return [unquote(p) for p in path.strip("/").split("/") if p]
+    segments = [unquote(p) for p in path.strip("/").split("/") if p]
+    # An encoded "/" inside a segment would let a name, namespace or cluster address keys
+    # outside its own; upstream decodes before splitting, so such a segment never exists there.
+    if any("/" in segment for segment in segments):
+        raise errors.plain_not_found()
+    return segments
 
 
 def parse_request(method: str, raw_path: str, *, watch: bool) -> RequestInfo:
+    """``raw_path`` is the path as sent, still percent-encoded; it is decoded exactly once."""
     if len(raw_path) > _MAX_PATH:
         raise errors.StatusError(414, "RequestURITooLong", "the request URI is too long")
     segments = _split(raw_path)

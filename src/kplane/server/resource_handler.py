@@ -15,6 +15,7 @@ import yaml
 from kplane.apimachinery import errors
 from kplane.apimachinery.apply import manager_from_user_agent
 from kplane.apimachinery.errors import StatusError
+from kplane.apimachinery.protobuf import PROTOBUF_CONTENT_TYPE, supports_protobuf
 from kplane.registry.catalog import Catalog
 from kplane.registry.options import (
     FIELD_VALIDATION_MODES,
@@ -40,6 +41,7 @@ from kplane.server.request_info import RequestInfo
 from kplane.server.types import Send
 from kplane.server.watch import WatchStream
 
+BODY_TYPES = ("application/json", "application/yaml", "")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, APPLY_PATCH_CBOR)
 _MAX_TIMEOUT_SECONDS = 3600
 
@@ -55,7 +57,8 @@ def _int_param(query: dict[str, str], name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise errors.bad_request(f"{name}: Invalid value: {raw[:32]!r}: must be an integer") from None
+        raise errors.bad_request(
+            f"{name}: Invalid value: {raw[:32]!r}: must be an integer") from None
     return value
 
 
@@ -145,8 +148,10 @@ class ResourceHandler:
         content_type = b"application/json"
         if representation.table_version:
             parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
+            # Like upstream's table convertor, a one-object Table carries its version.
+            list_meta = {"resourceVersion": parsed.get("metadata", {}).get("resourceVersion", "")}
             table = table_for(rt, [parsed], include_object=request.query.get(
-                "includeObject", "Metadata"))
+                "includeObject", "Metadata"), list_meta=list_meta)
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             body = orjson.dumps(table)
         elif representation.media_type == negotiation.YAML:
@@ -195,6 +200,9 @@ class ResourceHandler:
         timeout = _int_param(query, "timeoutSeconds")
         if timeout is not None and timeout < 0:
             raise errors.bad_request("timeoutSeconds: Invalid value: must be non-negative")
+        if timeout == 0:
+            # As upstream: zero means "no timeout asked for", so the random default applies.
+            timeout = None
         send_initial: bool | None = None
         if "sendInitialEvents" in query:
             send_initial = _bool(query["sendInitialEvents"])
@@ -230,6 +238,18 @@ class ResourceHandler:
         await stream.run(start, send_initial_end=bool(send_initial),
                          current_revision=lambda: self._store.cacher.revision)
 
+    @staticmethod
+    def _check_body_type(content: str, rt: ResourceType) -> None:
+        """JSON and YAML always; protobuf for the built-in kinds kubectl sends it for."""
+        if content in BODY_TYPES:
+            return
+        if content == PROTOBUF_CONTENT_TYPE and supports_protobuf(rt.api_version, rt.kind):
+            return
+        accepted = list(BODY_TYPES[:2])
+        if supports_protobuf(rt.api_version, rt.kind):
+            accepted.append(PROTOBUF_CONTENT_TYPE)
+        raise errors.unsupported_media_type(content, accepted)
+
     async def _read_body(self, request: Request) -> Any:
         raw = await request.body()
         return decode_body(raw, request.header("content-type", "application/json"))
@@ -242,8 +262,7 @@ class ResourceHandler:
             raise errors.method_not_allowed(
                 f"the subresource {info.subresource} does not support create")
         content = media_type(request.header("content-type", "application/json"))
-        if content not in ("application/json", "application/yaml", ""):
-            raise errors.unsupported_media_type(content, ["application/json", "application/yaml"])
+        self._check_body_type(content, target.rt)
         body = await self._read_body(request)
         options = write_options(request)
         obj = await self._store.create(target, body, options)
@@ -252,8 +271,7 @@ class ResourceHandler:
     async def _update(self, request: Request, target: Target, send: Send,
                       info: RequestInfo) -> None:
         content = media_type(request.header("content-type", "application/json"))
-        if content not in ("application/json", "application/yaml", ""):
-            raise errors.unsupported_media_type(content, ["application/json", "application/yaml"])
+        self._check_body_type(content, target.rt)
         body = await self._read_body(request)
         options = write_options(request)
         obj = await self._store.update(target, body, options, subresource=info.subresource)

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import uvicorn
 import uvloop
@@ -78,10 +79,12 @@ async def serve(options: ServeOptions) -> None:
 
     host = _url_host(options.bind_address)
     server_url = f"https://{host}:{options.secure_port}"
-    app = KplaneApp(store=store, catalog=catalog, server_address=f"{host}:{options.secure_port}",
+    app = KplaneApp(store=store, catalog=catalog,
+                    server_address=f"{host}:{options.secure_port}",
                     is_ready=lambda: cacher.ready)
-    config = build_server_config(app, host=options.bind_address, port=options.secure_port,
-                                 pki=pki, lifespan="off", log_level="warning")
+    config = build_server_config(cast(Any, app), host=options.bind_address,
+                                 port=options.secure_port, pki=pki, lifespan="off",
+                                 log_level="warning")
     server = uvicorn.Server(config)
     kubeconfig_path = data_dir / "admin.kubeconfig"
     write_kubeconfig(kubeconfig_path,

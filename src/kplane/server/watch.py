@@ -73,8 +73,10 @@ class WatchStream:
         return _frame(event_type, self._table_bytes(orjson.loads(cached.raw)))
 
     def _table_bytes(self, obj: dict[str, Any]) -> bytes:
+        # Like upstream's table convertor, a one-object Table carries that object's version.
+        list_meta = {"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")}
         table = table_for(self._rt, [obj], include_object=self._include_object,
-                          with_column_definitions=not self._columns_sent)
+                          list_meta=list_meta, with_column_definitions=not self._columns_sent)
         table["apiVersion"] = f"meta.k8s.io/{self._table_version}"
         self._columns_sent = True
         return orjson.dumps(table)
@@ -137,13 +139,17 @@ class WatchStream:
             wait = min(remaining, 5.0)
             if self._bookmarks:
                 wait = min(wait, max(0.05, BOOKMARK_INTERVAL_SECONDS - (now - last_bookmark)))
-            event = await watcher.next_event(timeout=wait)
+            try:
+                event = await watcher.next_event(timeout=wait)
+            except StopAsyncIteration:
+                return
             if self._disconnected.is_set():
                 return
             if event is None:
                 if watcher.closed:
                     return
-                if self._bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_INTERVAL_SECONDS:
+                since_bookmark = time.monotonic() - last_bookmark
+                if self._bookmarks and since_bookmark >= BOOKMARK_INTERVAL_SECONDS:
                     await self._write(self._bookmark(current_revision()))
                     last_bookmark = time.monotonic()
                 continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -28,7 +28,7 @@ class KeyValue:
     mod_revision: int
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     PUT = "PUT"
     DELETE = "DELETE"
 

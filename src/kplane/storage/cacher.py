@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,7 +168,8 @@ class _KeyIndex:
                 entry.size += 1
         else:
             old = entry
-            parent.children[last] = obj
+            # The name is the last segment: reuse the object's own string as the dict key.
+            parent.children[obj.name if obj.name == last else last] = obj
         if old is None:
             for node in path:
                 node.size += 1
@@ -253,7 +255,8 @@ def _inner_child(node: _Node, segment: str) -> _Node:
         # A stored key is becoming a prefix of another one: keep it on the new node.
         inner.obj = child
         inner.size = 1
-    node.children[segment] = inner
+    # Inner segments (namespaces, resource names) repeat across clusters: share them.
+    node.children[sys.intern(segment)] = inner
     return inner
 
 
@@ -334,6 +337,11 @@ def _event_type(change: _Change, predicate: Predicate | None) -> str | None:
     if matched_before:
         return MODIFIED if matches_now else DELETED
     return ADDED if matches_now else None
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _watch_bucket(prefix: str) -> str:
@@ -581,6 +589,10 @@ class Cacher:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if _being_cancelled():
+                    # A stream's cleanup turned our cancellation into another error;
+                    # carrying on would make stop() wait forever.
+                    raise asyncio.CancelledError from None
                 logger.exception("backend watch on %r failed; relisting", self._prefix)
             await self._relist()
 

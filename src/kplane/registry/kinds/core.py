@@ -65,17 +65,20 @@ class ConfigMapStrategy(Strategy):
         data = obj.get("data") or {}
         binary = obj.get("binaryData") or {}
         for key in set(data) & set(binary):
-            causes.append(field_invalid(f"data[{key}]", key, "duplicate of key present in binaryData"))
+            causes.append(field_invalid(f"data[{key}]", key,
+                                        "duplicate of key present in binaryData"))
         return causes
 
     def validate_update(self, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[Cause]:
         causes = self.validate(new)
         if old.get("immutable"):
             if new.get("immutable") is not True:
-                causes.append(field_forbidden("immutable", "field is immutable when `immutable` is set"))
+                causes.append(field_forbidden("immutable",
+                                              "field is immutable when `immutable` is set"))
             for field in ("data", "binaryData"):
                 if (new.get(field) or {}) != (old.get(field) or {}):
-                    causes.append(field_forbidden(field, "field is immutable when `immutable` is set"))
+                    causes.append(field_forbidden(field,
+                                                  "field is immutable when `immutable` is set"))
         return causes
 
 

@@ -23,7 +23,8 @@ def _check_rules(rules: Any) -> list[Cause]:
         if not isinstance(rule, Mapping):
             continue
         if not rule.get("verbs"):
-            causes.append(field_required(f"rules[{i}].verbs", "verbs must contain at least one value"))
+            causes.append(field_required(f"rules[{i}].verbs",
+                                         "verbs must contain at least one value"))
         if rule.get("nonResourceURLs") and (rule.get("resources") or rule.get("apiGroups")):
             causes.append(field_invalid(
                 f"rules[{i}].nonResourceURLs", rule.get("nonResourceURLs"),
@@ -40,9 +41,9 @@ class RoleStrategy(Strategy):
         if self.rt.namespaced:
             for i, rule in enumerate(obj.get("rules") or []):
                 if isinstance(rule, Mapping) and rule.get("nonResourceURLs"):
-                    causes.append(field_invalid(f"rules[{i}].nonResourceURLs",
-                                                rule["nonResourceURLs"],
-                                                "namespaced rules cannot apply to non-resource URLs"))
+                    causes.append(field_invalid(
+                        f"rules[{i}].nonResourceURLs", rule["nonResourceURLs"],
+                        "namespaced rules cannot apply to non-resource URLs"))
         return causes
 
 
