@@ -198,6 +198,17 @@ async def test_create_with_another_namespace_in_the_body_is_bad_request(store: S
     assert (await store.create(cm_target("x"), body, WriteOptions()))["metadata"]["name"] == "x"
 
 
+async def test_a_namespace_sent_with_a_cluster_scoped_object_is_dropped(store: Store) -> None:
+    target = Target(builtin.CLUSTERROLES, ROOT, "", "reader")
+    body = {"metadata": {"name": "reader", "namespace": "default"}, "rules": []}
+    created = await store.create(target, body, WriteOptions())
+    assert "namespace" not in created["metadata"]
+    updated = await store.update(target, {**body, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}, WriteOptions())
+    assert "namespace" not in updated["metadata"]
+    assert "namespace" not in (await stored(store, target))["metadata"]
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({"kind": "Secret"}, "the kind in the data (Secret) does not match the expected kind "
                          "(ConfigMap)"),
@@ -484,6 +495,16 @@ async def test_update_with_another_name_is_bad_request(store: Store) -> None:
     error = await fails(store.update(cm_target("a"), configmap("b"), WriteOptions()))
     assert (error.code, error.message) == (
         400, "the name of the object (b) does not match the name on the URL (a)")
+
+
+async def test_update_with_another_namespace_is_bad_request(store: Store) -> None:
+    await create_cm(store, "a")
+    body = configmap("a")
+    body["metadata"]["namespace"] = "kube-system"
+    error = await fails(store.update(cm_target("a"), body, WriteOptions()))
+    assert (error.code, error.message) == (
+        400, "the namespace of the provided object does not match the namespace sent on the "
+             "request")
 
 
 async def test_update_of_a_missing_object_is_not_found(store: Store) -> None:

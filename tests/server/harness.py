@@ -22,6 +22,7 @@ from kplane.registry.catalog import Catalog
 from kplane.registry.store import Store
 from kplane.server.app import KplaneApp
 from kplane.server.tls import TLS_EXTENSION
+from kplane.server.types import Message
 from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
 
@@ -112,7 +113,7 @@ class Stack:
             await asyncio.sleep(3600)  # a client that has sent everything waits for the reply
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             sent.append(dict(message))
 
         scope = make_scope(method, path, query=query, headers=header_list, user=user)
@@ -170,7 +171,7 @@ class WatchClient:
         await self._disconnect.wait()
         return {"type": "http.disconnect"}
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: Message) -> None:
         await self._sent.put(dict(message))
 
     def disconnect(self) -> None:

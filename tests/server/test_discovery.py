@@ -110,6 +110,7 @@ class TestLegacy:
         assert document["kind"] == "APIGroupList"
         assert [g["name"] for g in document["groups"]] == [
             "events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io",
+            "tenancy.kcp.io", "core.kcp.io",
         ]
         rbac = document["groups"][2]
         assert rbac["versions"] == [
@@ -263,7 +264,8 @@ class TestAggregated:
     def test_named_groups_document(self) -> None:
         document = aggregated_discovery(BUILTIN_RESOURCES, legacy_core=False)
         names = [item["metadata"]["name"] for item in document["items"]]
-        assert names == ["events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io"]
+        assert names == ["events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io",
+                         "tenancy.kcp.io", "core.kcp.io"]
         rbac = document["items"][2]["versions"][0]["resources"]
         assert [r["resource"] for r in rbac] == [
             "clusterrolebindings", "clusterroles", "rolebindings", "roles",

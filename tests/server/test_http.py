@@ -12,6 +12,7 @@ from kplane.apimachinery.errors import StatusError
 from kplane.server.body import MAX_BODY_BYTES
 from kplane.server.http import (
     Request,
+    query_flag,
     send_bytes,
     send_json,
     send_status_error,
@@ -191,3 +192,11 @@ def test_warning_headers_keep_utf8_and_escape_control_characters() -> None:
 def test_warning_headers_are_capped() -> None:
     assert len(warning_headers([f"w{i}" for i in range(100)])) == 64
     assert warning_headers([]) == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, False), ("0", False), ("false", False), ("FALSE", False),
+    ("", True), ("1", True), ("true", True), ("True", True), ("yes", True), ("no", True),
+])
+def test_query_flag_follows_upstream_conversion(value: str | None, expected: bool) -> None:
+    assert query_flag(value) is expected

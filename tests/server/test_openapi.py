@@ -29,9 +29,10 @@ from kplane.server.openapi import (
     served_group_versions,
 )
 
+# The upstream Kubernetes kinds (kcp's tenancy kinds have schemas of kplane's own).
 SERVED = tuple(
     dataclasses.replace(rt, subresources=("token",)) if rt == SERVICEACCOUNTS else rt
-    for rt in BUILTIN_RESOURCES
+    for rt in BUILTIN_RESOURCES if not rt.group.endswith(".kcp.io")
 )
 GROUP_VERSIONS = [
     "v1", "events.k8s.io/v1", "coordination.k8s.io/v1", "rbac.authorization.k8s.io/v1",

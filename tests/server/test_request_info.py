@@ -76,6 +76,12 @@ def test_the_namespaces_resource_itself() -> None:
                                                                         "", "")
 
 
+def test_namespaces_inside_a_namespace_keep_the_namespace() -> None:
+    # So the handler can refuse it (namespaces are cluster-scoped) rather than list them all.
+    info = get("/api/v1/namespaces/default/namespaces")
+    assert (info.namespace, info.resource, info.name) == ("default", "namespaces", "")
+
+
 @pytest.mark.parametrize("subresource", ["status", "finalize"])
 def test_namespace_subresources(subresource: str) -> None:
     info = parse_request("PUT", f"/api/v1/namespaces/team-a/{subresource}", watch=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from kplane.registry import builtin
+from kplane.registry.keys import object_key
 from kplane.registry.store import Target
 from kplane.server.runtime import INITIAL_NAMESPACES, ROOT_CLUSTER, _url_host, bootstrap
 from tests.server.harness import Stack
@@ -34,14 +35,22 @@ async def test_bootstrap_is_idempotent(stack: Stack) -> None:
     assert _namespace_names(stack) == ["default", "kube-public", "kube-system"]
 
 
-async def test_bootstrap_recreates_only_what_is_missing(stack: Stack) -> None:
+async def test_bootstrap_leaves_a_terminating_namespace_alone(stack: Stack) -> None:
     response = await stack.request("DELETE", "/api/v1/namespaces/kube-public")
     assert response.status == 200
-    # The namespace controller is not running here, so the deleted namespace lingers in
-    # Terminating; bootstrap must leave it (and the others) alone.
+    assert response.json()["status"]["phase"] == "Terminating"
     before = await stack.backend.current_revision()
     await bootstrap(stack.store)
     assert await stack.backend.current_revision() == before
+
+
+async def test_bootstrap_recreates_a_missing_namespace(stack: Stack) -> None:
+    key = object_key(builtin.NAMESPACES, ROOT_CLUSTER, "", "kube-public")
+    deleted = await stack.backend.delete(key)
+    await stack.cacher.wait_for_revision(deleted.mod_revision)
+    assert _namespace_names(stack) == ["default", "kube-system"]
+    await bootstrap(stack.store)
+    assert _namespace_names(stack) == ["default", "kube-public", "kube-system"]
 
 
 def test_url_host_brackets_ipv6_only() -> None:

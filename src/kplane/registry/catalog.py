@@ -8,6 +8,7 @@ add per-cluster entries here; everything that asks "what does this cluster serve
 from __future__ import annotations
 
 from kplane.registry.builtin import BUILTIN_RESOURCES
+from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds import strategy_for
 from kplane.registry.resources import ResourceType
 from kplane.registry.strategy import Strategy
@@ -41,6 +42,10 @@ class Catalog:
     def by_storage(self, group: str, resource: str) -> ResourceType | None:
         """The type whose objects are stored under ``/registry/<group>/<resource>/``."""
         return self._by_storage.get((group, resource))
+
+    def storage_prefixes(self) -> list[str]:
+        """Every ``/registry/<group>/<resource>/`` prefix objects may be stored under."""
+        return sorted({resource_prefix(rt) for rt in self._builtin})
 
     def strategy(self, rt: ResourceType) -> Strategy:
         strategy = self._strategies.get(rt)

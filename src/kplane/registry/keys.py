@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kplane.registry.resources import ResourceType
 
 ROOT = "/registry/"
+ALL_CLUSTERS = "*"
 
 
 def resource_prefix(rt: ResourceType) -> str:
@@ -25,7 +26,10 @@ def cluster_prefix(rt: ResourceType, cluster: str) -> str:
 
 
 def collection_prefix(rt: ResourceType, cluster: str, namespace: str) -> str:
-    """The objects a LIST returns: one namespace, or the whole cluster when ``namespace`` is ''."""
+    """The objects a LIST returns: one namespace, or the whole cluster when ``namespace`` is
+    ''; every logical cluster for the wildcard cluster ``*`` (namespace filtered by caller)."""
+    if cluster == ALL_CLUSTERS:
+        return resource_prefix(rt)
     base = cluster_prefix(rt, cluster)
     return f"{base}{namespace}/" if rt.namespaced and namespace else base
 

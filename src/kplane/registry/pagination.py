@@ -50,7 +50,9 @@ def decode_continue(token: str) -> ContinueToken:
         raise invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     revision = doc.get("rv")
     start = doc.get("start")
-    if not isinstance(revision, int) or revision <= 0 or not isinstance(start, str):
+    # bool is an int subclass in Python, but ``true`` is no revision.
+    if (not isinstance(revision, int) or isinstance(revision, bool) or revision <= 0
+            or not isinstance(start, str)):
         raise invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     start = start.removesuffix("\x00")
     if not start or start.startswith("/") or ".." in start.split("/"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import copy
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +29,10 @@ from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.patch import apply_json_patch, apply_merge_patch
 from kplane.apimachinery.strategic import apply_strategic_merge_patch
 from kplane.registry import builtin, pagination
+from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
 from kplane.registry.codec import decode_stored, encode_for_storage
-from kplane.registry.keys import collection_prefix, object_key
+from kplane.registry.keys import ALL_CLUSTERS, collection_prefix, object_key
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.resources import ResourceType
 from kplane.registry.strategy import Strategy
@@ -96,11 +97,35 @@ class Store:
     """Every verb on every kind, over one backend and its watch cache."""
 
     def __init__(self, *, backend: Backend, cacher: Cacher, catalog: Catalog,
-                 clock: Callable[[], str] = now_rfc3339) -> None:
+                 clock: Callable[[], str] = now_rfc3339,
+                 admission: Sequence[AdmissionPlugin] = ()) -> None:
         self.backend = backend
         self.cacher = cacher
         self.catalog = catalog
         self._clock = clock
+        self.admission = list(admission)
+
+    def _admission_for(self, rt: ResourceType) -> list[AdmissionPlugin]:
+        return [plugin for plugin in self.admission if plugin.handles(rt)]
+
+    async def purge_cluster(self, cluster: str) -> int:
+        """Delete every object of one logical cluster, finalizers notwithstanding.
+
+        This is how a deleted workspace's content goes: the cluster itself is gone, so
+        nothing in it may hold it back. Returns how many objects were deleted."""
+        deleted = 0
+        last_revision = 0
+        for prefix in self.catalog.storage_prefixes():
+            for cached in self.cacher.list(f"{prefix}{cluster}/"):
+                try:
+                    kv = await self.backend.delete(cached.key)
+                except KeyNotFoundError:
+                    continue
+                deleted += 1
+                last_revision = max(last_revision, kv.mod_revision)
+        if last_revision:
+            await self.cacher.wait_for_revision(last_revision)
+        return deleted
 
     # Reads -------------------------------------------------------------------------------
 
@@ -135,7 +160,7 @@ class Store:
 
     async def list(self, target: Target, options: ListOptions) -> ListResult:
         strategy = self.catalog.strategy(target.rt)
-        predicate = self.predicate(strategy, options.label_selector, options.field_selector)
+        predicate = self._collection_predicate(target, strategy, options)
         rv_match = options.resource_version_match
         if rv_match and not options.resource_version:
             raise errors.bad_request(
@@ -195,6 +220,18 @@ class Store:
     async def cacher_compacted_floor(self) -> int:
         return 0
 
+    def _collection_predicate(self, target: Target, strategy: Strategy, options: ListOptions,
+                              ) -> Callable[[CachedObject], bool] | None:
+        predicate = self.predicate(strategy, options.label_selector, options.field_selector)
+        if target.cluster != ALL_CLUSTERS or not target.namespace:
+            return predicate
+        # Across all clusters the key prefix cannot select a namespace; filter instead.
+        namespace = target.namespace
+        if predicate is None:
+            return lambda cached: cached.namespace == namespace
+        selected = predicate
+        return lambda cached: cached.namespace == namespace and selected(cached)
+
     def predicate(self, strategy: Strategy, label_selector: str, field_selector: str,
                   ) -> Callable[[CachedObject], bool] | None:
         label_sel = labels.parse_label_selector(label_selector) if label_selector else None
@@ -221,7 +258,7 @@ class Store:
                     send_initial_events: bool | None) -> WatchStart:
         """Start a watch following the resourceVersion rules of kubernetes-api.md."""
         strategy = self.catalog.strategy(target.rt)
-        predicate = self.predicate(strategy, options.label_selector, options.field_selector)
+        predicate = self._collection_predicate(target, strategy, options)
         prefix = collection_prefix(target.rt, target.cluster, target.namespace)
         rv = options.resource_version
         if send_initial_events is not None:
@@ -340,6 +377,9 @@ class Store:
                     "the namespace of the provided object does not match the namespace sent on "
                     "the request")
             meta["namespace"] = target.namespace
+        else:
+            # Upstream drops a namespace sent with a cluster-scoped object instead of failing.
+            meta.pop("namespace", None)
         for key in _SERVER_OWNED_META:
             meta.pop(key, None)
         generate = not meta.get("name") and bool(meta.get("generateName"))
@@ -347,19 +387,23 @@ class Store:
             meta["name"] = names.generate_name(str(meta["generateName"]))
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self._clock()
+        if strategy.tracks_generation:
+            meta["generation"] = 1
+        # Like upstream, ownership records what the client sent, before server defaults.
+        if track:
+            obj = track_update(None, obj, node=strategy.schema, manager=options.field_manager,
+                               api_version=rt.api_version, now=meta["creationTimestamp"])
+            meta = obj["metadata"]
         annotations = meta.get("annotations")
         if not isinstance(annotations, dict):
             annotations = meta["annotations"] = {}
         annotations[CLUSTER_ANNOTATION] = target.cluster
-        if strategy.tracks_generation:
-            meta["generation"] = 1
         strategy.prepare_for_create(obj)
+        for plugin in self._admission_for(rt):
+            await plugin.admit_create(rt=rt, cluster=target.cluster, obj=obj)
         self._validate(strategy, target, obj, None)
         self._check_namespace(Target(rt, target.cluster, target.namespace, meta["name"]),
                               creating=True)
-        if track:
-            obj = track_update(None, obj, node=strategy.schema, manager=options.field_manager,
-                               api_version=rt.api_version, now=meta["creationTimestamp"])
         if options.dry_run:
             return obj
         for _attempt in range(_GENERATE_NAME_RETRIES):
@@ -534,6 +578,8 @@ class Store:
         new_meta["name"] = old_meta["name"]
         if rt.namespaced:
             new_meta.setdefault("namespace", old_meta.get("namespace"))
+        else:
+            new_meta.pop("namespace", None)
         new_meta["resourceVersion"] = old_meta["resourceVersion"]
         annotations = new_meta.get("annotations")
         if not isinstance(annotations, dict):
@@ -545,6 +591,8 @@ class Store:
             new = _only_spec_finalizers(old, new)
         else:
             strategy.prepare_for_update(new, old)
+            for plugin in self._admission_for(rt):
+                await plugin.admit_update(rt=rt, cluster=target.cluster, new=new, old=old)
         if strategy.tracks_generation and _spec_changed(old, new):
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         self._validate(strategy, target, new, old)

@@ -61,6 +61,10 @@ class Strategy:
         self.rt = rt
         self.schema: TypeNode = schema or type_node(rt.gvk) or ANY
 
+    def published_schema(self) -> tuple[str, Mapping[str, Any]] | None:
+        """(definition name, schema) for /openapi/v3 when the kind is not an upstream one."""
+        return None
+
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         """Defaults and normalisation of a new object, in place."""
         if self.has_status_subresource:

@@ -405,9 +405,36 @@ def _builtin_printers() -> dict[tuple[str, str], Printer]:
     }
 
 
+_TENANCY_COLUMNS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("tenancy.kcp.io", "Workspace"): [
+        {"name": "Type", "type": "string", "jsonPath": ".spec.type.name",
+         "description": "The type of the workspace"},
+        {"name": "Region", "type": "string", "jsonPath": ".metadata.labels['region']",
+         "description": "The region this workspace is in"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
+         "description": "The current phase (e.g. Scheduling, Initializing, Ready)"},
+        {"name": "URL", "type": "string", "jsonPath": ".spec.URL",
+         "description": "URL to access the workspace"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    ("core.kcp.io", "LogicalCluster"): [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
+         "description": "The current phase (e.g. Scheduling, Initializing, Ready)"},
+        {"name": "URL", "type": "string", "jsonPath": ".status.URL",
+         "description": "URL to access the logical cluster"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+}
+"""kcp's printer columns for its tenancy kinds (kplane serves them as built-ins)."""
+
+
 def printer_for(rt: ResourceType) -> Printer:
     """The printer of a kind: upstream's for built-in kinds, Name and Age otherwise."""
-    return _builtin_printers().get((rt.group, rt.kind)) or name_age_printer()
+    builtin_printer = _builtin_printers().get((rt.group, rt.kind))
+    if builtin_printer is not None:
+        return builtin_printer
+    columns = _TENANCY_COLUMNS.get((rt.group, rt.kind))
+    return printer_for_columns(columns) if columns else name_age_printer()
 
 
 # --- tables --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -20,12 +21,14 @@ from kplane.auth.authn import UserInfo
 from kplane.registry.catalog import Catalog
 from kplane.registry.store import Store
 from kplane.server import metrics
-from kplane.server.http import Request, send_status_error
+from kplane.server.http import Request, query_flag, send_status_error
 from kplane.server.nonresource import NonResourceHandler
-from kplane.server.request_info import parse_request
+from kplane.server.request_info import RequestInfo, parse_request
 from kplane.server.resource_handler import ResourceHandler
 from kplane.server.tls import certificate_user
 from kplane.server.types import Receive, Scope, Send
+from kplane.tenancy.names import ROOT, WILDCARD
+from kplane.tenancy.resolver import ClusterResolver
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,10 @@ class KplaneApp:
     """The whole API server as one ASGI callable."""
 
     def __init__(self, *, store: Store, catalog: Catalog, server_address: str,
-                 is_ready: Any) -> None:
+                 is_ready: Any, resolver: ClusterResolver | None = None) -> None:
         self.store = store
         self.catalog = catalog
+        self.resolver = resolver
         self.resources = ResourceHandler(store=store, catalog=catalog)
         self.nonresource = NonResourceHandler(catalog=catalog, server_address=server_address,
                                               is_ready=is_ready)
@@ -57,11 +61,12 @@ class KplaneApp:
         try:
             request = Request(scope, receive)
             info = parse_request(request.method, _raw_path(scope),
-                                 watch=request.query.get("watch", "") in ("1", "true", "True"))
+                                 watch=query_flag(request.query.get("watch")))
             verb, resource = info.verb or request.method.lower(), info.resource
             user = self._authenticate(scope)
             if user is None and info.path not in _PUBLIC_PATHS:
                 raise errors.unauthorized()
+            info = self._resolve_cluster(info, user)
             if info.is_resource_request:
                 await self.resources.handle(request, info, state.send)
             else:
@@ -77,9 +82,32 @@ class KplaneApp:
                 await send_status_error(state.send, errors.internal_error(
                     "an internal error occurred; the server log has the details"))
         finally:
-            if verb != "watch":
+            if verb == "watch":
+                metrics.count_request(verb=verb, resource=resource, code=state.status)
+            else:
                 metrics.observe_request(verb=verb, resource=resource, code=state.status,
                                         seconds=time.perf_counter() - started)
+
+    def _resolve_cluster(self, info: RequestInfo, user: UserInfo | None) -> RequestInfo:
+        """Turn the URL's workspace path (or cluster name) into the logical cluster name."""
+        reference = info.cluster
+        if reference == ROOT or self.resolver is None:
+            return info
+        if reference == WILDCARD:
+            if info.is_resource_request and info.verb not in ("list", "watch"):
+                raise errors.method_not_allowed(
+                    "only list and watch are served across all logical clusters")
+            if user is None or not user.is_system_master:
+                raise errors.forbidden(
+                    "listing across all logical clusters (/clusters/*) is reserved for "
+                    "system:masters")
+            return info
+        cluster = self.resolver.resolve(reference)
+        if cluster is None:
+            raise errors.StatusError(
+                404, "NotFound", f'workspace "{reference}" not found', name=reference,
+                group="tenancy.kcp.io", kind="workspaces")
+        return info if cluster == reference else replace(info, cluster=cluster)
 
     @staticmethod
     def _authenticate(scope: Scope) -> UserInfo | None:

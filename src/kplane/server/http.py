@@ -72,6 +72,12 @@ class Request:
         return self._body
 
 
+def query_flag(value: str | None) -> bool:
+    """A boolean query parameter as upstream converts one: present and not ``0``/``false``
+    (any case) is true, so a bare ``?watch`` counts."""
+    return value is not None and value.lower() not in ("0", "false")
+
+
 async def send_bytes(send: Send, status: int, body: bytes, *,
                      content_type: bytes = JSON_CONTENT_TYPE,
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:

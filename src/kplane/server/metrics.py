@@ -30,5 +30,10 @@ def observe_request(*, verb: str, resource: str, code: int, seconds: float) -> N
     DURATION.labels(verb).observe(seconds)
 
 
+def count_request(*, verb: str, resource: str, code: int) -> None:
+    """Count a request without timing it: a watch lasts as long as the client wants."""
+    REQUESTS.labels(verb, resource, str(code)).inc()
+
+
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -7,7 +7,7 @@ serves, so they are built once per distinct set and served as cached bytes.
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -37,6 +37,17 @@ def version_info() -> dict[str, str]:
         "compiler": platform.python_implementation().lower(),
         "platform": f"{platform.system().lower()}/{platform.machine()}",
     }
+
+
+def _openapi_group_version(key: str) -> str | None:
+    """``api/v1`` -> ``v1``, ``apis/<g>/<v>`` -> ``<g>/<v>``; any other key names no document
+    (``apis/v1`` is not the core group, nor is a bare ``v1``)."""
+    parts = key.split("/")
+    if len(parts) == 2 and parts[0] == "api":
+        return parts[1]
+    if len(parts) == 3 and parts[0] == "apis":
+        return f"{parts[1]}/{parts[2]}"
+    return None
 
 
 class NonResourceHandler:
@@ -78,24 +89,32 @@ class NonResourceHandler:
             # client-go resolves /openapi/v3/... URLs against its own path prefix
             # (/clusters/<name>), so the index needs no per-cluster base.
             body = self._cached(("openapi-index", resources),
-                                lambda: openapi.openapi_v3_index(resources))
+                                lambda: openapi.openapi_v3_index(
+                                    resources, schema_for=self._schema_for))
             await send_bytes(send, 200, body)
         elif path.startswith("/openapi/v3/"):
-            group_version = path.removeprefix("/openapi/v3/")
-            group_version = group_version.removeprefix("api/").removeprefix("apis/")
+            group_version = _openapi_group_version(path.removeprefix("/openapi/v3/"))
+            if group_version is None:
+                raise errors.plain_not_found()
             body = self._cached(("openapi", group_version, resources),
                                 lambda: self._openapi_document(group_version, resources))
             await send_bytes(send, 200, body)
         else:
             raise errors.plain_not_found()
 
-    @staticmethod
-    def _openapi_document(group_version: str,
+    def _schema_for(self, rt: ResourceType) -> tuple[str, Mapping[str, Any]] | None:
+        builtin = openapi.builtin_schema_for(rt)
+        if builtin is not None:
+            return builtin
+        published = self._catalog.strategy(rt).published_schema()
+        return openapi.custom_schema(rt, *published) if published else None
+
+    def _openapi_document(self, group_version: str,
                           resources: tuple[ResourceType, ...]) -> dict[str, Any] | None:
         if not any(rt.api_version == group_version for rt in resources):
             return None
         return openapi.openapi_v3_document(group_version, resources,
-                                           schema_for=openapi.builtin_schema_for)
+                                           schema_for=self._schema_for)
 
     async def _health(self, path: str, send: Send) -> None:
         if path == "/readyz" and not self._is_ready():

@@ -219,6 +219,16 @@ def _fallback_schema(rt: ResourceType) -> tuple[str, Schema]:
     return name, schema
 
 
+def custom_schema(rt: ResourceType, name: str, schema: Mapping[str, Any]) -> tuple[str, Schema]:
+    """A kind schema written in structural (CRD) form, made publishable: ``metadata`` typed as
+    ObjectMeta and the ``x-kubernetes-group-version-kind`` that kubectl looks kinds up by."""
+    properties = dict(schema.get("properties") or {})
+    properties["metadata"] = {"$ref": _REF_PREFIX + OBJECT_META}
+    published = {**schema, "properties": properties,
+                 "x-kubernetes-group-version-kind": [_gvk_dict(rt.gvk)]}
+    return name, published
+
+
 def _list_schema(rt: ResourceType, kind_name: str, kind_schema: Schema) -> tuple[str, Schema]:
     """Upstream's List definition for a built-in kind, else one built like upstream's CRDs."""
     if definitions().get(kind_name) is kind_schema:

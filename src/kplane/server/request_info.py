@@ -76,10 +76,12 @@ def parse_request(method: str, raw_path: str, *, watch: bool) -> RequestInfo:
         legacy_watch = True
         parts = parts[1:]
     namespace = ""
-    if parts and parts[0] == "namespaces" and len(parts) > 1:
+    # /namespaces/<ns>/<resource>... is inside a namespace; /namespaces/<name>[/status|finalize]
+    # addresses the namespace object itself.
+    if (len(parts) > 2 and parts[0] == "namespaces"
+            and parts[2] not in _NAMESPACE_SUBRESOURCES):
         namespace = parts[1]
-        if len(parts) > 2 and parts[2] not in _NAMESPACE_SUBRESOURCES:
-            parts = parts[2:]
+        parts = parts[2:]
     if not parts:
         raise errors.plain_not_found()
     resource = parts[0]
@@ -87,9 +89,6 @@ def parse_request(method: str, raw_path: str, *, watch: bool) -> RequestInfo:
     subresource = parts[2] if len(parts) > 2 else ""
     if len(parts) > 3:
         raise errors.plain_not_found()
-    if resource == "namespaces":
-        # /api/v1/namespaces/<name> addresses the namespace object itself.
-        namespace = ""
     verb = _verb(method, bool(name), watch or legacy_watch)
     return RequestInfo(
         cluster=cluster, path=path, is_resource_request=True, api_prefix=prefix, group=group,

@@ -13,7 +13,7 @@ import orjson
 import yaml
 
 from kplane.apimachinery import errors
-from kplane.apimachinery.apply import manager_from_user_agent
+from kplane.apimachinery.apply import FIELD_MANAGER_MAX_LENGTH, manager_from_user_agent
 from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.protobuf import PROTOBUF_CONTENT_TYPE, supports_protobuf
 from kplane.registry.catalog import Catalog
@@ -36,7 +36,7 @@ from kplane.registry.store import (
 from kplane.registry.tables import table_for
 from kplane.server import negotiation
 from kplane.server.body import decode_body, media_type
-from kplane.server.http import Request, send_bytes, warning_headers
+from kplane.server.http import Request, query_flag, send_bytes, warning_headers
 from kplane.server.request_info import RequestInfo
 from kplane.server.types import Send
 from kplane.server.watch import WatchStream
@@ -44,10 +44,6 @@ from kplane.server.watch import WatchStream
 BODY_TYPES = ("application/json", "application/yaml", "")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, APPLY_PATCH_CBOR)
 _MAX_TIMEOUT_SECONDS = 3600
-
-
-def _bool(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true", "yes", "")
 
 
 def _int_param(query: dict[str, str], name: str) -> int | None:
@@ -76,20 +72,37 @@ def list_options(query: dict[str, str]) -> ListOptions:
     )
 
 
-def write_options(request: Request) -> WriteOptions:
+_OPTIONS_GROUP = "meta.k8s.io"
+
+
+def write_options(request: Request, *, options_kind: str,
+                  patch_type: str | None = None) -> WriteOptions:
+    """The options of a create, update or patch. Invalid values are a 422 naming
+    ``options_kind`` (``CreateOptions``, ``UpdateOptions``, ``PatchOptions``), as upstream."""
     query = request.query
+    causes: list[errors.Cause] = []
+    if patch_type in (APPLY_PATCH, APPLY_PATCH_CBOR):
+        # The User-Agent default does not count: an apply must name who owns its fields.
+        if not query.get("fieldManager"):
+            causes.append(errors.field_required("fieldManager", "Required value: is required "
+                                                "for apply patch"))
+    elif patch_type is not None and "force" in query:
+        causes.append(errors.field_forbidden("force", "may not be specified for non-apply patch"))
     dry_run = query.get("dryRun", "")
     if dry_run and dry_run != "All":
-        raise errors.bad_request(
-            f'dryRun: Unsupported value: "{dry_run[:32]}": supported values: "All"')
+        causes.append(errors.field_not_supported("dryRun", dry_run[:32], ["All"]))
     mode = query.get("fieldValidation", "Warn") or "Warn"
     if mode not in FIELD_VALIDATION_MODES:
-        raise errors.bad_request(
-            f'fieldValidation: Unsupported value: "{mode[:32]}": supported values: '
-            '"Ignore", "Warn", "Strict"')
+        causes.append(errors.field_not_supported("fieldValidation", mode[:32],
+                                                 ["", *FIELD_VALIDATION_MODES]))
     manager = query.get("fieldManager", "")
-    if len(manager) > 128:
-        raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
+    if len(manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
+        causes.append(errors.field_too_long("fieldManager", FIELD_MANAGER_MAX_LENGTH))
+    elif not manager.isprintable():
+        causes.append(errors.field_invalid("fieldManager", manager,
+                                           "must only contain printable characters"))
+    if causes:
+        raise errors.invalid(options_kind, _OPTIONS_GROUP, "", causes)
     if not manager:
         manager = manager_from_user_agent(request.header("user-agent"))
     return WriteOptions(field_manager=manager, dry_run=bool(dry_run), field_validation=mode)
@@ -110,6 +123,9 @@ class ResourceHandler:
             raise errors.plain_not_found()
         if info.namespace and not rt.namespaced:
             raise errors.plain_not_found()
+        if rt.namespaced and not info.namespace and info.name:
+            # Upstream serves a namespaced kind outside a namespace only as a collection.
+            raise errors.plain_not_found()
         return rt
 
     async def handle(self, request: Request, info: RequestInfo, send: Send) -> None:
@@ -119,6 +135,14 @@ class ResourceHandler:
         if verb not in rt.verbs and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed(
                 f"{verb} is not supported on resources of kind {rt.group_resource}")
+        if rt.namespaced and not info.namespace and verb not in ("list", "watch"):
+            # Across all namespaces only reads exist (a DELETE there must not empty them all).
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource: "
+                f"{request.method}")
+        # An unacceptable Accept is refused before anything happens: a write must not be
+        # carried out when its answer cannot be sent (upstream negotiates first too).
+        negotiation.choose(request.header("accept"), table_allowed=True)
         if verb == "get":
             await self._get(request, target, send)
         elif verb == "list":
@@ -205,8 +229,8 @@ class ResourceHandler:
             timeout = None
         send_initial: bool | None = None
         if "sendInitialEvents" in query:
-            send_initial = _bool(query["sendInitialEvents"])
-        bookmarks = _bool(query.get("allowWatchBookmarks"))
+            send_initial = query_flag(query["sendInitialEvents"])
+        bookmarks = query_flag(query.get("allowWatchBookmarks"))
         if send_initial and not bookmarks:
             raise errors.unprocessable(
                 "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
@@ -264,7 +288,7 @@ class ResourceHandler:
         content = media_type(request.header("content-type", "application/json"))
         self._check_body_type(content, target.rt)
         body = await self._read_body(request)
-        options = write_options(request)
+        options = write_options(request, options_kind="CreateOptions")
         obj = await self._store.create(target, body, options)
         await self._respond(send, request, target.rt, 201, obj, warnings=options.warnings)
 
@@ -273,7 +297,7 @@ class ResourceHandler:
         content = media_type(request.header("content-type", "application/json"))
         self._check_body_type(content, target.rt)
         body = await self._read_body(request)
-        options = write_options(request)
+        options = write_options(request, options_kind="UpdateOptions")
         obj = await self._store.update(target, body, options, subresource=info.subresource)
         await self._respond(send, request, target.rt, 200, obj, warnings=options.warnings)
 
@@ -288,9 +312,9 @@ class ResourceHandler:
             raise errors.unsupported_media_type(content, [t for t in accepted
                                                           if t != APPLY_PATCH_CBOR])
         doc = await self._read_body(request)
-        options = write_options(request)
+        options = write_options(request, options_kind="PatchOptions", patch_type=content)
         force_raw = request.query.get("force")
-        force = _bool(force_raw) if force_raw is not None else False
+        force = query_flag(force_raw) if force_raw is not None else False
         existed = self._store.get_cached(target) is not None
         obj = await self._store.patch(target, content, doc, options, force=force,
                                       subresource=info.subresource)
@@ -310,13 +334,15 @@ class ResourceHandler:
         dry_run = query.get("dryRun") or body.get("dryRun")
         if isinstance(dry_run, list):
             dry_run = dry_run[0] if dry_run else ""
+        causes: list[errors.Cause] = []
         if dry_run and dry_run != "All":
-            raise errors.bad_request(f'dryRun: Unsupported value: "{dry_run}"')
+            causes.append(errors.field_not_supported("dryRun", str(dry_run)[:32], ["All"]))
         policy = query.get("propagationPolicy") or body.get("propagationPolicy") or ""
         if policy and policy not in ("Orphan", "Background", "Foreground"):
-            raise errors.bad_request(
-                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                '"Foreground", "Background", "Orphan"')
+            causes.append(errors.field_not_supported(
+                "propagationPolicy", str(policy)[:32], ["Foreground", "Background", "Orphan"]))
+        if causes:
+            raise errors.invalid("DeleteOptions", _OPTIONS_GROUP, "", causes)
         return DeleteOptions(
             uid=str(preconditions.get("uid") or ""),
             resource_version=str(preconditions.get("resourceVersion") or ""),

@@ -21,6 +21,7 @@ from kplane.apimachinery.errors import StatusError
 from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import ensure_pki
 from kplane.controllers.namespace import NamespaceController
+from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.codec import CacheDecoder
@@ -30,6 +31,10 @@ from kplane.server.app import KplaneApp
 from kplane.server.tls import build_server_config
 from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
+from kplane.tenancy.admission import WorkspaceAdmission
+from kplane.tenancy.bootstrap import bootstrap_root
+from kplane.tenancy.resolver import ClusterResolver
+from kplane.tenancy.types import WorkspaceTypes
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +77,23 @@ async def serve(options: ServeOptions) -> None:
     catalog = Catalog()
     cacher = Cacher(backend, CacheDecoder(catalog))
     await cacher.start()
-    store = Store(backend=backend, cacher=cacher, catalog=catalog)
-    await bootstrap(store)
-    namespaces = NamespaceController(store=store, catalog=catalog)
-    await namespaces.start()
-
     host = _url_host(options.bind_address)
     server_url = f"https://{host}:{options.secure_port}"
+    resolver = ClusterResolver(cacher)
+    types = WorkspaceTypes(cacher, resolver)
+    admission = WorkspaceAdmission(resolver=resolver, types=types, base_url=server_url)
+    store = Store(backend=backend, cacher=cacher, catalog=catalog, admission=[admission])
+    await bootstrap(store)
+    await bootstrap_root(store, base_url=server_url)
+    namespaces = NamespaceController(store=store, catalog=catalog)
+    workspaces = WorkspaceController(store=store, catalog=catalog, resolver=resolver,
+                                     types=types)
+    await namespaces.start()
+    await workspaces.start()
+
     app = KplaneApp(store=store, catalog=catalog,
                     server_address=f"{host}:{options.secure_port}",
-                    is_ready=lambda: cacher.ready)
+                    is_ready=lambda: cacher.ready, resolver=resolver)
     config = build_server_config(cast(Any, app), host=options.bind_address,
                                  port=options.secure_port, pki=pki, lifespan="off",
                                  log_level="warning")
@@ -93,6 +105,7 @@ async def serve(options: ServeOptions) -> None:
     try:
         await server.serve()
     finally:
+        await workspaces.stop()
         await namespaces.stop()
         await cacher.stop()
         await backend.close()

@@ -11,6 +11,11 @@ from kplane.registry.kinds.core import (
     SecretStrategy,
 )
 from kplane.registry.kinds.rbac import BindingStrategy, RoleStrategy
+from kplane.registry.kinds.tenancy import (
+    LogicalClusterStrategy,
+    WorkspaceStrategy,
+    WorkspaceTypeStrategy,
+)
 from kplane.registry.resources import ResourceType
 from kplane.registry.strategy import Strategy
 
@@ -25,6 +30,9 @@ _STRATEGY_CLASSES: dict[ResourceType, type[Strategy]] = {
     builtin.CLUSTERROLES: RoleStrategy,
     builtin.ROLEBINDINGS: BindingStrategy,
     builtin.CLUSTERROLEBINDINGS: BindingStrategy,
+    builtin.WORKSPACES: WorkspaceStrategy,
+    builtin.WORKSPACE_TYPES: WorkspaceTypeStrategy,
+    builtin.LOGICAL_CLUSTERS: LogicalClusterStrategy,
 }
 
 

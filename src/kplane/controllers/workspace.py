@@ -1,0 +1,265 @@
+"""Workspace lifecycle: from a new Workspace to a Ready logical cluster, and back to nothing.
+
+One watch over the Workspaces of every logical cluster feeds one bounded work queue, drained
+by a few concurrent workers so that their writes share the store's group commits. For a
+Workspace in ``Scheduling`` the controller creates the child cluster's LogicalCluster (with
+the ``kcp.io/path`` annotation, the type and the initializers) and its ``default``
+namespace, then moves the Workspace to ``Initializing`` or straight to ``Ready``. A second
+watch over LogicalClusters notices when the last initializer has removed itself.
+
+Deleting a Workspace deletes its child Workspaces first (each through this same path, so
+deletion is recursive), then every object of the logical cluster, then lets the Workspace
+go. Nothing here runs per workspace while workspaces are idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from kplane.apimachinery.errors import StatusError
+from kplane.registry import builtin
+from kplane.registry.catalog import Catalog
+from kplane.registry.keys import parse_key, resource_prefix
+from kplane.registry.kinds.tenancy import (
+    LOGICAL_CLUSTER_NAME,
+    PATH_ANNOTATION,
+    TYPE_ANNOTATION,
+    WORKSPACE_FINALIZER,
+)
+from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
+from kplane.registry.store import Store, Target
+from kplane.storage.cacher import CachedObject
+from kplane.tenancy.names import join
+from kplane.tenancy.resolver import ClusterResolver
+from kplane.tenancy.types import WorkspaceTypes
+
+log = logging.getLogger(__name__)
+
+MANAGER = "workspace-controller"
+SCHEDULING, INITIALIZING, READY, TERMINATING = "Scheduling", "Initializing", "Ready", "Terminating"
+WORKERS = 16
+_RETRY_SECONDS = 1.0
+
+
+def _phase(cached: CachedObject) -> str:
+    return cached.fields.get("status.phase", "")
+
+
+class WorkspaceController:
+    def __init__(self, *, store: Store, catalog: Catalog, resolver: ClusterResolver,
+                 types: WorkspaceTypes) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._resolver = resolver
+        self._types = types
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queued: set[tuple[str, str]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._options = WriteOptions(field_manager=MANAGER)
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._follow(builtin.WORKSPACES, self._on_workspace),
+                                name="workspace-watch"),
+            asyncio.create_task(self._follow(builtin.LOGICAL_CLUSTERS, self._on_logical_cluster),
+                                name="logicalcluster-watch"),
+        ]
+        self._tasks += [asyncio.create_task(self._work(), name=f"workspace-worker-{i}")
+                        for i in range(WORKERS)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # Watching ----------------------------------------------------------------------------
+
+    async def _follow(self, rt: Any, handle: Callable[[CachedObject], None]) -> None:
+        prefix = resource_prefix(rt)
+        while True:
+            cacher = self._store.cacher
+            try:
+                for cached in cacher.list(prefix):
+                    handle(cached)
+                watcher = cacher.watch(prefix, after_revision=cacher.revision)
+            except Exception:
+                log.exception("cannot watch %s yet; retrying", prefix)
+                await asyncio.sleep(_RETRY_SECONDS)
+                continue
+            try:
+                async for event in watcher:
+                    if event.type != "DELETED":
+                        handle(event.obj)
+            finally:
+                watcher.close()
+            await asyncio.sleep(0.05)
+
+    def _on_workspace(self, cached: CachedObject) -> None:
+        if b'"deletionTimestamp"' in cached.raw or _phase(cached) in (SCHEDULING, ""):
+            self._enqueue_key(cached.key)
+
+    def _on_logical_cluster(self, cached: CachedObject) -> None:
+        if _phase(cached) != INITIALIZING:
+            return
+        obj = orjson.loads(cached.raw)
+        if (obj.get("status") or {}).get("initializers"):
+            return
+        owner = (obj.get("spec") or {}).get("owner") or {}
+        if owner.get("cluster") and owner.get("name"):
+            self._enqueue(owner["cluster"], owner["name"])
+
+    def _enqueue_key(self, key: str) -> None:
+        parsed = parse_key(key)
+        if parsed is not None:
+            self._enqueue(parsed.cluster, parsed.name)
+
+    def _enqueue(self, cluster: str, name: str) -> None:
+        item = (cluster, name)
+        if item not in self._queued:
+            self._queued.add(item)
+            self._queue.put_nowait(item)
+
+    async def _work(self) -> None:
+        while True:
+            cluster, name = await self._queue.get()
+            self._queued.discard((cluster, name))
+            try:
+                done = await self.reconcile(cluster, name)
+            except Exception:
+                log.exception("reconciling workspace %s in %s failed; will retry", name, cluster)
+                done = False
+            if not done:
+                asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._enqueue,
+                                                      cluster, name)
+
+    # Reconciling -------------------------------------------------------------------------
+
+    async def reconcile(self, cluster: str, name: str) -> bool:
+        """Move one Workspace forward. True when nothing is left to do for now."""
+        target = Target(builtin.WORKSPACES, cluster, "", name)
+        cached = self._store.get_cached(target)
+        if cached is None:
+            return True
+        workspace: dict[str, Any] = orjson.loads(cached.raw)
+        if workspace["metadata"].get("deletionTimestamp"):
+            return await self._tear_down(target, workspace)
+        phase = (workspace.get("status") or {}).get("phase", "")
+        if phase in (SCHEDULING, ""):
+            return await self._initialize(target, workspace)
+        if phase == INITIALIZING:
+            return await self._finish_initializing(target, workspace)
+        return True
+
+    async def _initialize(self, target: Target, workspace: dict[str, Any]) -> bool:
+        spec = workspace.get("spec") or {}
+        child = spec.get("cluster")
+        if not child:
+            return True
+        parent_path = self._resolver.path_of(target.cluster)
+        if parent_path is None:
+            return False
+        path = join(parent_path, target.name)
+        type_ref = spec.get("type") or {}
+        kind = self._types.find(type_ref, current_path=parent_path)
+        initializers = self._types.initializers(kind) if kind is not None else []
+        phase = INITIALIZING if initializers else READY
+        type_text = f"{type_ref.get('path', '')}:{type_ref.get('name', '')}"
+        logical_cluster = {
+            "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
+            "metadata": {"name": LOGICAL_CLUSTER_NAME,
+                         "annotations": {PATH_ANNOTATION: path, TYPE_ANNOTATION: type_text}},
+            "spec": {"owner": {"apiVersion": "tenancy.kcp.io/v1alpha1",
+                               "resource": "workspaces", "name": target.name,
+                               "cluster": target.cluster,
+                               "uid": workspace["metadata"].get("uid", "")},
+                     "initializers": initializers},
+            "status": {"phase": phase, "URL": spec.get("URL", ""),
+                       "initializers": initializers},
+        }
+        await self._create_if_absent(
+            Target(builtin.LOGICAL_CLUSTERS, child, "", LOGICAL_CLUSTER_NAME), logical_cluster)
+        await self._create_if_absent(
+            Target(builtin.NAMESPACES, child, "", "default"),
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        await self._set_phase(target, phase, initializers)
+        return True
+
+    async def _finish_initializing(self, target: Target, workspace: dict[str, Any]) -> bool:
+        child = (workspace.get("spec") or {}).get("cluster")
+        if not child:
+            return True
+        lc_target = Target(builtin.LOGICAL_CLUSTERS, child, "", LOGICAL_CLUSTER_NAME)
+        cached = self._store.get_cached(lc_target)
+        if cached is None:
+            return await self._initialize(target, workspace)
+        logical_cluster = orjson.loads(cached.raw)
+        remaining = (logical_cluster.get("status") or {}).get("initializers") or []
+        if remaining:
+            await self._set_phase(target, INITIALIZING, list(remaining))
+            return True
+
+        def ready(current: dict[str, Any]) -> dict[str, Any]:
+            current.setdefault("status", {})["phase"] = READY
+            return current
+
+        await self._store.update_with(lc_target, ready, self._options, subresource="status")
+        await self._set_phase(target, READY, [])
+        return True
+
+    async def _set_phase(self, target: Target, phase: str, initializers: list[str]) -> None:
+        def with_phase(current: dict[str, Any]) -> dict[str, Any]:
+            status = current.setdefault("status", {})
+            status["phase"] = phase
+            if initializers:
+                status["initializers"] = initializers
+            else:
+                status.pop("initializers", None)
+            return current
+
+        with contextlib.suppress(StatusError):
+            await self._store.update_with(target, with_phase, self._options,
+                                          subresource="status")
+
+    async def _create_if_absent(self, target: Target, body: dict[str, Any]) -> None:
+        if self._store.get_cached(target) is not None:
+            return
+        try:
+            await self._store.create(target, body, self._options)
+        except StatusError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+
+    async def _tear_down(self, target: Target, workspace: dict[str, Any]) -> bool:
+        child = (workspace.get("spec") or {}).get("cluster")
+        if child:
+            if (workspace.get("status") or {}).get("phase") != TERMINATING:
+                await self._set_phase(target, TERMINATING, [])
+            children = await self._store.list(Target(builtin.WORKSPACES, child),
+                                              ListOptions(resource_version="0"))
+            if children.items:
+                for item in children.items:
+                    if b'"deletionTimestamp"' not in item.raw:
+                        with contextlib.suppress(StatusError):
+                            await self._store.delete(
+                                Target(builtin.WORKSPACES, child, "", item.name),
+                                DeleteOptions())
+                return False
+            await self._store.purge_cluster(child)
+
+        def without_finalizer(current: dict[str, Any]) -> dict[str, Any]:
+            meta = current["metadata"]
+            meta["finalizers"] = [f for f in meta.get("finalizers") or []
+                                  if f != WORKSPACE_FINALIZER]
+            return current
+
+        with contextlib.suppress(StatusError):
+            await self._store.update_with(target, without_finalizer, self._options)
+        return True
