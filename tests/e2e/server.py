@@ -33,6 +33,7 @@ class KplaneProcess:
 
     data_dir: Path
     port: int
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -59,7 +60,8 @@ class KplaneProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kplane.cli.main", "serve", "--data-dir", str(self.data_dir),
-             "--secure-port", str(self.port), "--bind-address", "127.0.0.1"],
+             "--secure-port", str(self.port), "--bind-address", "127.0.0.1",
+             *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

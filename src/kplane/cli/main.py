@@ -18,8 +18,11 @@ from kplane import __version__
 def _serve(args: argparse.Namespace) -> int:
     from kplane.server.runtime import ServeOptions, run
 
+    servers = tuple(s.strip() for s in args.etcd_servers.split(",") if s.strip())
     run(ServeOptions(data_dir=Path(args.data_dir), secure_port=args.secure_port,
-                     bind_address=args.bind_address))
+                     bind_address=args.bind_address, etcd_servers=servers,
+                     etcd_prefix=args.etcd_prefix, etcd_cafile=args.etcd_cafile,
+                     etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile))
     return 0
 
 
@@ -36,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="HTTPS port (default: 6443)")
     serve.add_argument("--bind-address", default="127.0.0.1",
                        help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--etcd-servers", default="",
+                       help="comma-separated etcd URLs (http://h1:2379,...); without it, "
+                            "kplane stores everything in SQLite in the data directory")
+    serve.add_argument("--etcd-prefix", default="/kplane",
+                       help="key prefix in etcd (default: /kplane)")
+    serve.add_argument("--etcd-cafile", help="CA bundle to verify etcd's certificates")
+    serve.add_argument("--etcd-certfile", help="client certificate for etcd")
+    serve.add_argument("--etcd-keyfile", help="client key for etcd")
     serve.add_argument("--log-level", default="warning",
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)

@@ -27,6 +27,7 @@ from kplane.server.request_info import RequestInfo, parse_request
 from kplane.server.resource_handler import ResourceHandler
 from kplane.server.tls import certificate_user
 from kplane.server.types import Receive, Scope, Send
+from kplane.storage.backend import UnavailableError
 from kplane.tenancy.names import ROOT, WILDCARD
 from kplane.tenancy.resolver import ClusterResolver
 
@@ -76,6 +77,14 @@ class KplaneApp:
                 log.warning("error after the response started: %s", exc)
             else:
                 await send_status_error(state.send, exc)
+        except UnavailableError as exc:
+            # The store is unreachable (etcd down): fail fast and let clients retry.
+            log.warning("storage unavailable serving %s %s: %s", scope.get("method"),
+                        scope.get("path"), exc)
+            if not state.started:
+                await send_status_error(state.send, errors.StatusError(
+                    503, "ServiceUnavailable", f"storage is unavailable: {exc}",
+                    retry_after_seconds=1, headers={"Retry-After": "1"}))
         except Exception:
             log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
             if not state.started:

@@ -20,6 +20,7 @@ import uvloop
 from kplane.apimachinery.errors import StatusError
 from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import ensure_pki
+from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
 from kplane.controllers.namespace import NamespaceController
 from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
@@ -29,6 +30,7 @@ from kplane.registry.options import WriteOptions
 from kplane.registry.store import Store, Target
 from kplane.server.app import KplaneApp
 from kplane.server.tls import build_server_config
+from kplane.storage.backend import Backend
 from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
 from kplane.tenancy.admission import WorkspaceAdmission
@@ -48,6 +50,24 @@ class ServeOptions:
     data_dir: Path
     secure_port: int = 6443
     bind_address: str = "127.0.0.1"
+    etcd_servers: tuple[str, ...] = ()
+    etcd_prefix: str = "/kplane"
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
+    compaction_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+
+
+def open_backend(options: ServeOptions) -> Backend:
+    """SQLite in the data directory by default; etcd when servers are given."""
+    if options.etcd_servers:
+        # Imported here: gRPC costs start-up time that SQLite users need not pay.
+        from kplane.storage.etcd import EtcdBackend
+
+        return EtcdBackend(list(options.etcd_servers), prefix=options.etcd_prefix,
+                           ca_file=options.etcd_cafile, cert_file=options.etcd_certfile,
+                           key_file=options.etcd_keyfile)
+    return SQLiteBackend(options.data_dir / "kplane.db")
 
 
 def _url_host(address: str) -> str:
@@ -72,7 +92,7 @@ async def serve(options: ServeOptions) -> None:
     data_dir = options.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     pki = ensure_pki(data_dir, hosts=[options.bind_address])
-    backend = SQLiteBackend(data_dir / "kplane.db")
+    backend = open_backend(options)
     await backend.start()
     catalog = Catalog()
     cacher = Cacher(backend, CacheDecoder(catalog))
@@ -88,8 +108,11 @@ async def serve(options: ServeOptions) -> None:
     namespaces = NamespaceController(store=store, catalog=catalog)
     workspaces = WorkspaceController(store=store, catalog=catalog, resolver=resolver,
                                      types=types)
+    compaction = CompactionController(backend=backend,
+                                      interval_seconds=options.compaction_interval_seconds)
     await namespaces.start()
     await workspaces.start()
+    await compaction.start()
 
     app = KplaneApp(store=store, catalog=catalog,
                     server_address=f"{host}:{options.secure_port}",
@@ -105,6 +128,7 @@ async def serve(options: ServeOptions) -> None:
     try:
         await server.serve()
     finally:
+        await compaction.stop()
         await workspaces.stop()
         await namespaces.stop()
         await cacher.stop()
