@@ -31,6 +31,7 @@ from kplane.apimachinery.strategic import apply_strategic_merge_patch
 from kplane.registry import builtin, pagination
 from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
+from kplane.registry.consistency import RevisionReader
 from kplane.registry.codec import decode_stored, encode_for_storage
 from kplane.registry.keys import ALL_CLUSTERS, collection_prefix, object_key
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
@@ -104,6 +105,7 @@ class Store:
         self.catalog = catalog
         self._clock = clock
         self.admission = list(admission)
+        self._revisions = RevisionReader(backend)
 
     def _admission_for(self, rt: ResourceType) -> list[AdmissionPlugin]:
         return [plugin for plugin in self.admission if plugin.handles(rt)]
@@ -134,7 +136,7 @@ class Store:
         if resource_version == "0":
             return
         if resource_version == "":
-            target = await self.backend.current_revision()
+            target = await self._revisions.current_revision()
         else:
             target = parse_resource_version(resource_version)
         if self.cacher.revision >= target:
