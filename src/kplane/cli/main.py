@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kplane import __version__
+from kplane.cli import kubeconfig_cmd, ws
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning",
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)
+    ws.register(commands)
+    kubeconfig_cmd.register(commands)
     return parser
 
 

@@ -109,7 +109,7 @@ def _resolve_dots(path: str) -> str:
         if segment == ".":
             continue
         if segment == "..":
-            if not segments:
+            if len(segments) <= 1:
                 raise CliError("cannot go up from the root workspace")
             segments.pop()
             continue
@@ -120,7 +120,7 @@ def _resolve_dots(path: str) -> str:
 def validate_workspace_name(name: str) -> None:
     if ":" in name or not is_valid_reference(name):
         raise CliError(
-            f'invalid workspace name "{name}": a name consists of lower case alphanumeric "
+            f'invalid workspace name "{name}": a name consists of lower case alphanumeric '
             "characters or '-', and starts and ends with an alphanumeric character")
 
 
@@ -221,7 +221,8 @@ def ensure_workspace_exists(client: ApiClient, path: str) -> None:
     does: 404 is unknown, 403 is a workspace the user may not enter.
     """
     parent, _sep, name = path.rpartition(":")
-    if parent:
+    # A "system:" reference is a cluster name, not a walk from a parent workspace.
+    if parent and not path.startswith("system:"):
         try:
             client.get(f"/clusters/{parent}{WORKSPACES_API}/{name}")
         except ApiError as error:
@@ -447,6 +448,10 @@ def run(args: argparse.Namespace) -> int:
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Interrupting a wait for Ready is normal use, not a crash worth a traceback.
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
