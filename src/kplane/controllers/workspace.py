@@ -109,9 +109,9 @@ class WorkspaceController:
     def _on_logical_cluster(self, cached: CachedObject) -> None:
         if _phase(cached) != INITIALIZING:
             return
+        # Every change while Initializing matters: the Workspace mirrors the initializers
+        # still pending, and becomes Ready once none is.
         obj = orjson.loads(cached.raw)
-        if (obj.get("status") or {}).get("initializers"):
-            return
         owner = (obj.get("spec") or {}).get("owner") or {}
         if owner.get("cluster") and owner.get("name"):
             self._enqueue(owner["cluster"], owner["name"])

@@ -19,7 +19,7 @@ _MAX_PATH_LENGTH = 1024
 
 
 def new_cluster_name() -> str:
-    """A fresh logical cluster name: 16 base36 characters from 80 random bits."""
+    """A fresh logical cluster name: 16 base36 characters from 82 random bits."""
     value = secrets.randbits(82)
     chars = []
     for _ in range(_CLUSTER_NAME_LENGTH):

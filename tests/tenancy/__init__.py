@@ -1,0 +1,1 @@
+"""Unit tests of :mod:`kplane.tenancy` over a real in-process store."""
