@@ -5,6 +5,7 @@ Run from the repository root with the project's virtualenv::
     .venv/bin/python -m bench                 # everything (about a minute and a half)
     .venv/bin/python -m bench --quick         # tiny counts, a smoke run
     .venv/bin/python -m bench --only get --json results.json
+    .venv/bin/python -m bench --only workspaces-100k   # opt-in, about 5 minutes
 
 Exit status: 0 when every scenario ran (targets missed or not), 1 when a scenario crashed,
 or, with ``--fail-on-target``, when a target was missed.
@@ -32,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="small counts and short windows (a smoke run, not a measurement)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this scenario (and the ceilings it needs); repeatable, "
-                             f"or comma-separated. Known: {', '.join(SCENARIOS)}")
+                             f"or comma-separated. Known: {', '.join(SCENARIOS)} "
+                             "(opt-in, never run by default: "
+                             f"{', '.join(n for n, s in SCENARIOS.items() if not s.default)})")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write the results as JSON to FILE")
     parser.add_argument("--markdown", action="store_true",

@@ -43,13 +43,31 @@ class Settings:
     watch_rate: float = 10.0
     watch_connect_timeout_s: float = 60.0
     watch_grace_s: float = 10.0
+    # Workspaces: how many exist before anything grows, how many measure the creation
+    # rate, the memory per workspace and the large-scale (opt-in) scenario.
+    workspace_connections: int = 16
+    workspace_baseline: int = 10
+    workspace_configmaps: int = 10
+    workspace_rate_count: int = 2_000
+    workspace_memory_count: int = 10_000
+    workspace_scale_count: int = 100_000
+    # Give up waiting for Ready when no workspace became Ready for this long.
+    workspace_stall_timeout_s: float = 30.0
+    idle_window_s: float = 10.0
+    settle_window_s: float = 0.5
+    settle_longest_s: float = 30.0
+    startup_timeout_s: float = 300.0
 
     @classmethod
     def quick(cls) -> Settings:
         return cls(concurrency=8, connect_allowance_s=0.2, warmup_s=0.1, duration_s=0.3,
                    rounds=1, sqlite_duration_s=0.2,
                    watchers=20, watch_events=10, watch_rate=20.0, watch_connect_timeout_s=20.0,
-                   watch_grace_s=5.0)
+                   watch_grace_s=5.0,
+                   workspace_rate_count=40, workspace_memory_count=100,
+                   workspace_scale_count=150, workspace_stall_timeout_s=10.0,
+                   idle_window_s=0.3, settle_window_s=0.1, settle_longest_s=2.0,
+                   startup_timeout_s=60.0)
 
     def with_overrides(self, *, concurrency: int | None, load_processes: int | None) -> Settings:
         settings = self

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-Metric = Literal["rate", "ratio", "p99_ms"]
+Metric = Literal["rate", "ratio", "p99_ms", "value"]
 
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -49,6 +49,10 @@ class Row:
     ``rate`` is requests (or, for watches, delivered events, or inserts) per second;
     ``p50_ms``/``p99_ms`` are latencies of the same operations. ``errors`` counts
     operations that failed (non-2xx, lost connection, undelivered event).
+
+    A row that measures a quantity rather than operations (memory per workspace, a
+    start-up time, CPU use while idle) carries it in ``value``, in ``unit``, and leaves
+    the rate and latencies at zero; the table shows them as ``-``.
     """
 
     name: str
@@ -64,6 +68,8 @@ class Row:
     target: Target | None = None
     passed: bool | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    unit: str = ""
 
     def compare_with(self, ceiling: Row | None) -> None:
         """Fill the ceiling columns from a ceiling row measured in the same run."""
@@ -94,28 +100,50 @@ def _verdict(row: Row) -> str:
 
 _COLUMNS = ("scenario", "rate/s", "p50 ms", "p99 ms", "errors", "ceiling", "ratio", "target",
             "result")
+# The "value" column goes after "p99 ms", and only into tables that have a value row, so
+# tables of request scenarios alone look as they always did.
+_VALUE_COLUMN = "value"
+_VALUE_POSITION = 4
 
 
-def _cells(row: Row) -> tuple[str, ...]:
+def _has_values(rows: Sequence[Row]) -> bool:
+    return any(row.value is not None for row in rows)
+
+
+def _columns(rows: Sequence[Row]) -> tuple[str, ...]:
+    if not _has_values(rows):
+        return _COLUMNS
+    return (*_COLUMNS[:_VALUE_POSITION], _VALUE_COLUMN, *_COLUMNS[_VALUE_POSITION:])
+
+
+def _cells(row: Row, *, with_value: bool) -> tuple[str, ...]:
     ceiling = "-" if row.ceiling is None else f"{row.ceiling} ({_number(row.ceiling_rate or 0)})"
-    return (
+    operations = row.value is None
+    cells = (
         row.name,
-        _number(row.rate),
-        _number(row.p50_ms),
-        _number(row.p99_ms),
+        _number(row.rate) if operations else "-",
+        _number(row.p50_ms) if operations else "-",
+        _number(row.p99_ms) if operations else "-",
         str(row.errors),
         ceiling,
         "-" if row.ratio is None else f"{row.ratio:.2f}",
         "-" if row.target is None else row.target.describe(),
         _verdict(row),
     )
+    if not with_value:
+        return cells
+    value = "-" if row.value is None else f"{_number(row.value)} {row.unit}".rstrip()
+    return (*cells[:_VALUE_POSITION], value, *cells[_VALUE_POSITION:])
 
 
 def render_table(rows: Sequence[Row]) -> str:
     """A plain-text table, numbers right-aligned, one line per row."""
-    lines = [_COLUMNS, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
-    numeric = {1, 2, 3, 4, 6}
+    columns = _columns(rows)
+    with_value = _has_values(rows)
+    lines = [columns, *(_cells(row, with_value=with_value) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    numeric = {i for i, name in enumerate(columns)
+               if name in ("rate/s", "p50 ms", "p99 ms", _VALUE_COLUMN, "errors", "ratio")}
     rendered = []
     for line in lines:
         cells = [
@@ -129,9 +157,11 @@ def render_table(rows: Sequence[Row]) -> str:
 
 def render_markdown(rows: Sequence[Row]) -> str:
     """The same table as Markdown, for docs/performance.md."""
-    header = "| " + " | ".join(_COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in _COLUMNS) + "|"
-    body = ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    columns = _columns(rows)
+    with_value = _has_values(rows)
+    header = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_cells(row, with_value=with_value)) + " |" for row in rows]
     return "\n".join([header, rule, *body])
 
 

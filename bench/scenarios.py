@@ -3,6 +3,8 @@
 A scenario is a function from the run's :class:`BenchContext` to a list of report rows,
 registered under a name with :func:`scenario`. ``requires`` names scenarios whose rows
 it compares with (its ceilings); the suite runs those first, even under ``--only``.
+A scenario registered with ``default=False`` (one that takes minutes) runs only when
+named with ``--only``.
 Registration order is run order: reads before writes, so the LIST is measured before
 CREATE has added thousands of objects to the server.
 
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import fixtures
+from bench import workspaces as ws
 from bench.ceilings import SqliteResult, SqliteSpec, sqlite_inserts
 from bench.context import BenchContext, Measurement, split_evenly
 from bench.loadgen import RequestPlan, WatchResult, WatchSpec, WriterResult, WriterSpec, run_writer
@@ -31,15 +34,19 @@ class Scenario:
     description: str
     run: ScenarioFunction
     requires: tuple[str, ...] = ()
+    default: bool = True
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    name: str, *, description: str, requires: tuple[str, ...] = ()
+    name: str, *, description: str, requires: tuple[str, ...] = (), default: bool = True
 ) -> Callable[[ScenarioFunction], ScenarioFunction]:
-    """Register the decorated function as the scenario ``name``."""
+    """Register the decorated function as the scenario ``name``.
+
+    ``default=False`` keeps it out of a run that names no scenario.
+    """
 
     def register(function: ScenarioFunction) -> ScenarioFunction:
         if name in SCENARIOS:
@@ -47,7 +54,7 @@ def scenario(
         unknown = [required for required in requires if required not in SCENARIOS]
         if unknown:
             raise ValueError(f"scenario {name!r} requires unregistered {unknown}")
-        SCENARIOS[name] = Scenario(name, description, function, requires)
+        SCENARIOS[name] = Scenario(name, description, function, requires, default)
         return function
 
     return register
@@ -232,3 +239,85 @@ def _writer_row(written: WriterResult) -> Row:
         errors=written.errors,
         notes={"errors": written.error_samples} if written.error_samples else {},
     )
+
+
+# -- workspaces -------------------------------------------------------------------------------
+# Each runs its own kplane (see bench.workspaces): memory, idle CPU and start-up time are
+# read from /proc for that process, and must not include what earlier scenarios stored.
+
+
+@scenario("workspaces", description="Workspaces: creation rate to Ready, memory per "
+                                    "workspace, idle CPU with few and many workspaces",
+          requires=("ceiling-sqlite",))
+def workspaces(ctx: BenchContext) -> list[Row]:
+    settings = ctx.settings
+    server = ws.start_server(ctx, "workspaces")
+    try:
+        ws.create_baseline(ctx, server)
+        held = settings.workspace_baseline
+        idle_few = ws.idle_cpu_row(ctx, server, name="workspaces-idle-10", workspaces=held)
+        created = _create_and_report(ctx, server, first=held + 1,
+                                     count=settings.workspace_rate_count,
+                                     name="workspaces-create")
+        created.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
+        created.judge(Target("rate", ">=", ws.TARGET_CREATION_RATE))
+        held += settings.workspace_rate_count
+        # Measured from a warm server: the first creations load code paths and caches once.
+        before = ws.read_memory(ctx, server, workspaces=held)
+        grown = _create_and_report(ctx, server, first=held + 1,
+                                   count=settings.workspace_memory_count,
+                                   name="workspaces-grow")
+        held += settings.workspace_memory_count
+        memory = ws.memory_row(before, ws.read_memory(ctx, server, workspaces=held),
+                               name="workspaces-memory")
+        idle_many = ws.idle_cpu_row(ctx, server, name="workspaces-idle-grown",
+                                    workspaces=held, baseline=idle_few)
+    finally:
+        server.process.stop()
+    return [created, grown, memory, idle_few, idle_many]
+
+
+@scenario("workspaces-100k", default=False,
+          description="opt-in: grow one server to 100,000 workspaces; GET/LIST latency in "
+                      "one of them against 10 workspaces, memory, idle CPU, restart time",
+          requires=("ceiling-sqlite",))
+def workspaces_at_scale(ctx: BenchContext) -> list[Row]:
+    settings = ctx.settings
+    name = "workspaces-100k"
+    server = ws.start_server(ctx, name)
+    try:
+        ws.create_baseline(ctx, server)
+        held = settings.workspace_baseline
+        few = ws.probe_rows(ctx, server, prefix="ws100k", suffix="-10", workspaces=held)
+        idle_few = ws.idle_cpu_row(ctx, server, name="ws100k-idle-10", workspaces=held)
+        before = ws.read_memory(ctx, server, workspaces=held)
+        grown = _create_and_report(ctx, server, first=held + 1,
+                                   count=settings.workspace_scale_count - held,
+                                   name="ws100k-grow")
+        grown.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
+        grown.judge(Target("rate", ">=", ws.TARGET_CREATION_RATE))
+        held = settings.workspace_scale_count
+        memory = ws.memory_row(before, ws.read_memory(ctx, server, workspaces=held),
+                               name="ws100k-memory")
+        idle_many = ws.idle_cpu_row(ctx, server, name="ws100k-idle-grown", workspaces=held,
+                                    baseline=idle_few)
+        many = ws.probe_rows(ctx, server, prefix="ws100k", suffix="", workspaces=held,
+                             baselines=few)
+        server = ws.restart(ctx, server, name)
+        startup = ws.startup_row(server, name="ws100k-startup", workspaces=held,
+                                 served=ws.serves_workspace(server, held))
+    finally:
+        server.process.stop()
+    return [few["get"], few["list"], grown, memory, idle_few, idle_many, many["get"],
+            many["list"], startup]
+
+
+def _create_and_report(
+    ctx: BenchContext, server: ws.WorkspaceServer, *, first: int, count: int, name: str
+) -> Row:
+    result = ws.create_workspaces(ctx, server, first=first, count=count)
+    connections = ctx.settings.workspace_connections
+    return ws.creation_row(
+        result, name=name, connections=connections,
+        description=f"POST {count:,} Workspaces ({connections} connections); "
+                    "latency from POST to Ready in a watch")

@@ -33,8 +33,9 @@ class SuiteResult:
 
 
 def select(names: Iterable[str]) -> list[str]:
-    """The scenarios to run for ``names`` (all when empty), with what they require, in order."""
-    wanted = list(names) or list(SCENARIOS)
+    """The scenarios to run for ``names`` (the default ones when empty), with what they
+    require, in registration order."""
+    wanted = list(names) or default_scenarios()
     unknown = [name for name in wanted if name not in SCENARIOS]
     if unknown:
         raise KeyError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
@@ -46,6 +47,11 @@ def select(names: Iterable[str]) -> list[str]:
             needed.add(name)
             pending.extend(SCENARIOS[name].requires)
     return [name for name in SCENARIOS if name in needed]
+
+
+def default_scenarios() -> list[str]:
+    """What a run that names no scenario runs: everything but the opt-in ones."""
+    return [name for name, registered in SCENARIOS.items() if registered.default]
 
 
 def run_suite(
