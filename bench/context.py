@@ -6,6 +6,10 @@ it, the ceiling app. :meth:`BenchContext.closed_loop` is the common measurement 
 request/response scenarios: spread the connections over the load-generator processes, run
 one shared window, merge the samples into a :class:`Row`; :meth:`BenchContext.alternate`
 does the same for a ceiling and the server it bounds, in alternating windows.
+
+A context belongs to one storage backend (``sqlite`` or ``etcd``): on etcd it also starts
+a local etcd member first, and can start a second kplane on the same data directory and
+the same etcd (:attr:`BenchContext.second_kplane`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.etcd import EtcdProcess, start_etcd
 from bench.fixtures import Fixtures, prepare
 from bench.http1 import Endpoint
 from bench.loadgen import ClosedLoopResult, ClosedLoopSpec, RequestPlan
@@ -22,6 +27,8 @@ from bench.report import Row
 from bench.servers import ServerProcess, start_ceiling_app, start_kplane
 from bench.stats import summarize
 from bench.workers import WorkerPool
+
+BACKENDS = ("sqlite", "etcd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,27 +87,57 @@ class Settings:
     @property
     def pool_size(self) -> int:
         # The watch scenario needs its watcher processes plus one writer at once.
-        return max(self.load_processes, self.watch_processes + 1)
+        # Two servers on one etcd take one load process each.
+        return max(self.load_processes, self.watch_processes + 1, 2)
 
 
 class BenchContext:
     """Shared state of one run; close it to stop every process it started."""
 
-    def __init__(self, *, settings: Settings, workdir: Path, pool: WorkerPool) -> None:
+    def __init__(
+        self, *, settings: Settings, workdir: Path, pool: WorkerPool, backend: str = "sqlite"
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         self.settings = settings
         self.workdir = workdir
         self.pool = pool
+        self.backend = backend
         self.rows: dict[str, Row] = {}
+        self._etcd: EtcdProcess | None = None
         self._kplane: ServerProcess | None = None
+        self._second_kplane: ServerProcess | None = None
         self._ceiling: ServerProcess | None = None
         self._fixtures: Fixtures | None = None
 
     @property
+    def etcd_endpoint(self) -> str:
+        """The client URL of this run's etcd (started on first use)."""
+        if self._etcd is None:
+            self._etcd = start_etcd(data_dir=self.workdir / "etcd",
+                                    log_path=self.workdir / "etcd.log")
+        return self._etcd.endpoint
+
+    @property
     def kplane(self) -> Endpoint:
         if self._kplane is None:
-            self._kplane = start_kplane(data_dir=self.workdir / "kplane",
-                                        log_path=self.workdir / "kplane.log")
+            self._kplane = self._start_kplane("kplane.log")
         return self._kplane.endpoint
+
+    @property
+    def second_kplane(self) -> Endpoint:
+        """Another kplane on the same data directory and the same etcd (etcd runs only)."""
+        if self.backend != "etcd":
+            raise RuntimeError("a second server needs shared storage: etcd runs only")
+        _ = self.kplane  # the first one creates the data directory and its certificates
+        if self._second_kplane is None:
+            self._second_kplane = self._start_kplane("kplane-2.log")
+        return self._second_kplane.endpoint
+
+    def _start_kplane(self, log_name: str) -> ServerProcess:
+        etcd = self.etcd_endpoint if self.backend == "etcd" else ""
+        return start_kplane(data_dir=self.workdir / "kplane", log_path=self.workdir / log_name,
+                            etcd_servers=etcd)
 
     @property
     def fixtures(self) -> Fixtures:
@@ -126,9 +163,12 @@ class BenchContext:
         return "" if self._kplane is None else self._kplane.log_tail()
 
     def close(self) -> None:
-        for server in (self._ceiling, self._kplane):
+        for server in (self._ceiling, self._second_kplane, self._kplane):
             if server is not None:
                 server.stop()
+        # Last: the servers must not lose their storage while they shut down.
+        if self._etcd is not None:
+            self._etcd.stop()
 
     def closed_loop(self, measurement: Measurement) -> Row:
         """Measure one plan with ``concurrency`` connections over the load processes."""
@@ -156,12 +196,14 @@ class BenchContext:
     def _window(self, measurement: Measurement, *, duration_s: float) -> list[ClosedLoopResult]:
         settings = self.settings
         start_at = time.time() + settings.connect_allowance_s
+        targets = measurement.spread or (measurement.endpoint,) * settings.load_processes
         specs = [
-            ClosedLoopSpec(endpoint=measurement.endpoint, plan=measurement.plan,
+            ClosedLoopSpec(endpoint=endpoint, plan=measurement.plan,
                            connections=count, first_connection_index=first, start_at=start_at,
                            warmup_s=settings.warmup_s, duration_s=duration_s,
                            run_id=f"{measurement.name}-{int(start_at * 1000)}")
-            for first, count in split_evenly(settings.concurrency, settings.load_processes)
+            for endpoint, (first, count) in zip(
+                targets, split_evenly(settings.concurrency, len(targets)), strict=False)
         ]
         return self.pool.closed_loop(specs)
 
@@ -174,6 +216,9 @@ class Measurement:
     description: str
     endpoint: Endpoint
     plan: RequestPlan
+    # When set, one load process per entry, the connections split evenly between them
+    # (instead of ``load_processes`` processes all on ``endpoint``).
+    spread: tuple[Endpoint, ...] = ()
 
 
 def split_evenly(total: int, parts: int) -> list[tuple[int, int]]:

@@ -32,7 +32,7 @@ class Target:
     threshold: float
 
     def describe(self) -> str:
-        return f"{self.metric} {self.op} {_number(self.threshold)}"
+        return f"{self.metric} {self.op} {format_number(self.threshold)}"
 
     def is_met(self, row: Row) -> bool | None:
         """Whether ``row`` meets this target; None when the metric was not measured."""
@@ -84,7 +84,9 @@ class Row:
         self.passed = None if target is None else target.is_met(self)
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A figure as the tables show it: whole with thousands separators from 100, else
+    one or two decimals."""
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -117,13 +119,14 @@ def _columns(rows: Sequence[Row]) -> tuple[str, ...]:
 
 
 def _cells(row: Row, *, with_value: bool) -> tuple[str, ...]:
-    ceiling = "-" if row.ceiling is None else f"{row.ceiling} ({_number(row.ceiling_rate or 0)})"
+    ceiling = ("-" if row.ceiling is None
+               else f"{row.ceiling} ({format_number(row.ceiling_rate or 0)})")
     operations = row.value is None
     cells = (
         row.name,
-        _number(row.rate) if operations else "-",
-        _number(row.p50_ms) if operations else "-",
-        _number(row.p99_ms) if operations else "-",
+        format_number(row.rate) if operations else "-",
+        format_number(row.p50_ms) if operations else "-",
+        format_number(row.p99_ms) if operations else "-",
         str(row.errors),
         ceiling,
         "-" if row.ratio is None else f"{row.ratio:.2f}",
@@ -132,7 +135,7 @@ def _cells(row: Row, *, with_value: bool) -> tuple[str, ...]:
     )
     if not with_value:
         return cells
-    value = "-" if row.value is None else f"{_number(row.value)} {row.unit}".rstrip()
+    value = "-" if row.value is None else f"{format_number(row.value)} {row.unit}".rstrip()
     return (*cells[:_VALUE_POSITION], value, *cells[_VALUE_POSITION:])
 
 
@@ -165,9 +168,12 @@ def render_markdown(rows: Sequence[Row]) -> str:
     return "\n".join([header, rule, *body])
 
 
-def rows_as_json(rows: Sequence[Row], *, meta: dict[str, Any]) -> bytes:
-    """The machine-readable report: run metadata plus every row with all its fields."""
-    document = {"meta": meta, "rows": [_row_document(row) for row in rows]}
+def rows_as_json(
+    rows: Sequence[Row], *, meta: dict[str, Any], extra: dict[str, Any] | None = None
+) -> bytes:
+    """The machine-readable report: run metadata, every row with all its fields, and any
+    ``extra`` top-level sections (the backend comparison)."""
+    document = {"meta": meta, "rows": [_row_document(row) for row in rows], **(extra or {})}
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
 
@@ -177,5 +183,7 @@ def _row_document(row: Row) -> dict[str, Any]:
     return document
 
 
-def write_json(path: Path, rows: Sequence[Row], *, meta: dict[str, Any]) -> None:
-    path.write_bytes(rows_as_json(rows, meta=meta))
+def write_json(
+    path: Path, rows: Sequence[Row], *, meta: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
+    path.write_bytes(rows_as_json(rows, meta=meta, extra=extra))

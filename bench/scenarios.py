@@ -4,7 +4,9 @@ A scenario is a function from the run's :class:`BenchContext` to a list of repor
 registered under a name with :func:`scenario`. ``requires`` names scenarios whose rows
 it compares with (its ceilings); the suite runs those first, even under ``--only``.
 A scenario registered with ``default=False`` (one that takes minutes) runs only when
-named with ``--only``.
+named with ``--only``. ``backends`` says which storage backends a scenario is run on: the
+request scenarios run once per backend, the SQLite ceiling and the workspace scenarios
+on SQLite only, the raw etcd-put ceiling and the two-servers scenario on etcd only.
 Registration order is run order: reads before writes, so the LIST is measured before
 CREATE has added thousands of objects to the server.
 
@@ -14,13 +16,15 @@ write a function here or in a module imported by :mod:`bench.suite` and decorate
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import fixtures
 from bench import workspaces as ws
 from bench.ceilings import SqliteResult, SqliteSpec, sqlite_inserts
-from bench.context import BenchContext, Measurement, split_evenly
+from bench.context import BACKENDS, BenchContext, Measurement, split_evenly
+from bench.etcd import EtcdPutResult, EtcdPutSpec, etcd_puts
 from bench.loadgen import RequestPlan, WatchResult, WatchSpec, WriterResult, WriterSpec, run_writer
 from bench.report import Row, Target
 from bench.stats import summarize
@@ -35,17 +39,20 @@ class Scenario:
     run: ScenarioFunction
     requires: tuple[str, ...] = ()
     default: bool = True
+    backends: tuple[str, ...] = BACKENDS
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    name: str, *, description: str, requires: tuple[str, ...] = (), default: bool = True
+    name: str, *, description: str, requires: tuple[str, ...] = (), default: bool = True,
+    backends: tuple[str, ...] = BACKENDS,
 ) -> Callable[[ScenarioFunction], ScenarioFunction]:
     """Register the decorated function as the scenario ``name``.
 
-    ``default=False`` keeps it out of a run that names no scenario.
+    ``default=False`` keeps it out of a run that names no scenario; ``backends`` limits
+    the storage backends it runs on.
     """
 
     def register(function: ScenarioFunction) -> ScenarioFunction:
@@ -54,7 +61,7 @@ def scenario(
         unknown = [required for required in requires if required not in SCENARIOS]
         if unknown:
             raise ValueError(f"scenario {name!r} requires unregistered {unknown}")
-        SCENARIOS[name] = Scenario(name, description, function, requires, default)
+        SCENARIOS[name] = Scenario(name, description, function, requires, default, backends)
         return function
 
     return register
@@ -93,10 +100,42 @@ def _against_asgi_ceiling(
     return [ceiling, measured]
 
 
+@scenario("get-rv0", description="GET one ConfigMap with resourceVersion=0: from the watch "
+                                  "cache without the consistent-read revision check")
+def get_any_version(ctx: BenchContext) -> list[Row]:
+    # A GET without resourceVersion first asks storage for its current revision (one
+    # round trip shared by concurrent reads); resourceVersion=0 skips that, so this row
+    # isolates the cache path that should not depend on the backend.
+    ctx.ensure_fixtures()
+    plan = RequestPlan("fixed", f"{fixtures.GET_PATH}?resourceVersion=0")
+    return [ctx.closed_loop(Measurement(
+        "get-rv0", "GET one ConfigMap, resourceVersion=0 (any cached version)",
+        ctx.kplane, plan))]
+
+
+@scenario("two-servers", backends=("etcd",),
+          description="GET one ConfigMap from one kplane, then from two kplanes sharing one "
+                      "etcd and one data directory (same total connections)")
+def two_servers(ctx: BenchContext) -> list[Row]:
+    plan = RequestPlan("fixed", fixtures.GET_PATH)
+    ctx.ensure_fixtures()
+    first, second = ctx.kplane, ctx.second_kplane
+    # Both measurements use two load processes, so only the number of servers differs.
+    one, two = ctx.alternate([
+        Measurement("get-1-server", "GET, all connections to one kplane", first, plan,
+                    spread=(first, first)),
+        Measurement("get-2-servers", "GET, connections split over two kplanes on one etcd",
+                    first, plan, spread=(first, second)),
+    ])
+    two.compare_with(one)
+    return [one, two]
+
+
 # The bare ASGI ceilings are measured inside the GET and LIST scenarios, alternating with
 # kplane (see BenchContext.alternate); the SQLite ceiling has no such partner and runs alone,
 # before the writes it bounds.
-@scenario("ceiling-sqlite", description="raw sqlite3 inserts of the stored object bytes")
+@scenario("ceiling-sqlite", description="raw sqlite3 inserts of the stored object bytes",
+          backends=("sqlite",))
 def ceiling_sqlite(ctx: BenchContext) -> list[Row]:
     value = ctx.fixtures.stored_object
     settings = ctx.settings
@@ -124,21 +163,63 @@ def _sqlite_row(result: SqliteResult, *, name: str, batch: int) -> Row:
     )
 
 
+@scenario("ceiling-etcd-put", backends=("etcd",),
+          description="raw etcd Puts of the stored object bytes, same client library and "
+                      "concurrency as CREATE")
+def ceiling_etcd_put(ctx: BenchContext) -> list[Row]:
+    settings = ctx.settings
+    spec = EtcdPutSpec(endpoint=ctx.etcd_endpoint, value=ctx.fixtures.stored_object,
+                       writers=settings.concurrency,
+                       start_at=time.time() + settings.connect_allowance_s,
+                       warmup_s=settings.warmup_s, duration_s=settings.duration_s)
+    (result,) = ctx.pool.map(etcd_puts, [spec])
+    return [_etcd_put_row(result, writers=settings.concurrency,
+                          duration_s=settings.duration_s, size=len(spec.value))]
+
+
+def _etcd_put_row(result: EtcdPutResult, *, writers: int, duration_s: float, size: int) -> Row:
+    summary = summarize(result.latencies)
+    return Row(
+        name="ceiling-etcd-put",
+        description=f"etcd Put of {size} bytes, {writers} concurrent writers, grpc.aio",
+        rate=summary.count / duration_s,
+        p50_ms=summary.p50_ms,
+        p99_ms=summary.p99_ms,
+        count=summary.count,
+        errors=result.errors,
+        notes={"writers": writers, "value_bytes": size,
+               **({"errors": result.error_samples} if result.error_samples else {})},
+    )
+
+
+# CREATE on etcd must keep at least this share of raw etcd puts at the same concurrency.
+ETCD_CREATE_RATIO = 0.5
+
+
+def _write_ceiling(ctx: BenchContext) -> Row | None:
+    """The raw-storage ceiling of this run's backend."""
+    name = "ceiling-etcd-put" if ctx.backend == "etcd" else "ceiling-sqlite-batch"
+    return ctx.rows.get(name)
+
+
 @scenario("create", description="CREATE ConfigMaps with unique names",
-          requires=("ceiling-sqlite",))
+          requires=("ceiling-sqlite", "ceiling-etcd-put"))
 def create(ctx: BenchContext) -> list[Row]:
     ctx.ensure_fixtures()  # the namespace must exist before the clock starts
     plan = RequestPlan("create", fixtures.configmaps_path(fixtures.CREATE_NAMESPACE),
                        body_template=fixtures.create_template(fixtures.CREATE_NAMESPACE))
     row = ctx.closed_loop(Measurement("create", "POST a new ConfigMap (unique name)",
                                       ctx.kplane, plan))
-    row.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
-    row.judge(Target("rate", ">=", 2000))
+    row.compare_with(_write_ceiling(ctx))
+    if ctx.backend == "etcd":
+        row.judge(Target("ratio", ">=", ETCD_CREATE_RATIO))
+    else:
+        row.judge(Target("rate", ">=", 2000))
     return [row]
 
 
 @scenario("update", description="UPDATE (PUT) ConfigMaps with the current resourceVersion",
-          requires=("ceiling-sqlite",))
+          requires=("ceiling-sqlite", "ceiling-etcd-put"))
 def update(ctx: BenchContext) -> list[Row]:
     ctx.ensure_fixtures()  # every connection's object must exist before the clock starts
     plan = RequestPlan("update", fixtures.configmaps_path(fixtures.UPDATE_NAMESPACE),
@@ -146,7 +227,7 @@ def update(ctx: BenchContext) -> list[Row]:
                        name_prefix=fixtures.UPDATE_PREFIX)
     row = ctx.closed_loop(Measurement(
         "update", "PUT with resourceVersion, one object per connection", ctx.kplane, plan))
-    row.compare_with(ctx.rows.get("ceiling-sqlite-batch"))
+    row.compare_with(_write_ceiling(ctx))
     return [row]
 
 
@@ -248,7 +329,7 @@ def _writer_row(written: WriterResult) -> Row:
 
 @scenario("workspaces", description="Workspaces: creation rate to Ready, memory per "
                                     "workspace, idle CPU with few and many workspaces",
-          requires=("ceiling-sqlite",))
+          requires=("ceiling-sqlite",), backends=("sqlite",))
 def workspaces(ctx: BenchContext) -> list[Row]:
     settings = ctx.settings
     server = ws.start_server(ctx, "workspaces")
@@ -280,7 +361,7 @@ def workspaces(ctx: BenchContext) -> list[Row]:
 @scenario("workspaces-100k", default=False,
           description="opt-in: grow one server to 100,000 workspaces; GET/LIST latency in "
                       "one of them against 10 workspaces, memory, idle CPU, restart time",
-          requires=("ceiling-sqlite",))
+          requires=("ceiling-sqlite",), backends=("sqlite",))
 def workspaces_at_scale(ctx: BenchContext) -> list[Row]:
     settings = ctx.settings
     name = "workspaces-100k"

@@ -78,14 +78,20 @@ def _spawn(command: list[str], *, log_path: Path) -> subprocess.Popen[bytes]:
                                 env=env)
 
 
-def start_kplane(*, data_dir: Path, log_path: Path, timeout: float = 60.0) -> ServerProcess:
-    """Start ``kplane serve`` on a free port and wait until ``/readyz`` answers 200."""
+def start_kplane(
+    *, data_dir: Path, log_path: Path, timeout: float = 60.0, etcd_servers: str = ""
+) -> ServerProcess:
+    """Start ``kplane serve`` on a free port and wait until ``/readyz`` answers 200.
+
+    With ``etcd_servers`` (comma-separated URLs) it stores in etcd instead of SQLite;
+    several servers may then share that etcd and ``data_dir``.
+    """
     port = free_port()
-    process = _spawn(
-        [sys.executable, "-m", "kplane.cli.main", "serve", "--data-dir", str(data_dir),
-         "--secure-port", str(port), "--bind-address", LOCALHOST],
-        log_path=log_path,
-    )
+    command = [sys.executable, "-m", "kplane.cli.main", "serve", "--data-dir", str(data_dir),
+               "--secure-port", str(port), "--bind-address", LOCALHOST]
+    if etcd_servers:
+        command += ["--etcd-servers", etcd_servers]
+    process = _spawn(command, log_path=log_path)
     server = ServerProcess("kplane", process, Endpoint(LOCALHOST, port, kplane_tls(data_dir)),
                            log_path)
     _wait_ready(server, timeout=timeout, files=(data_dir / "admin.kubeconfig",))

@@ -3,6 +3,10 @@
 A scenario that crashes does not end the run: its failure becomes a row with one error
 (and the traceback goes to stderr), the other scenarios still run, and the run reports
 failure through :attr:`SuiteResult.crashed`.
+
+A run covers one or both storage backends: one pass per backend, each with a kplane (and,
+for etcd, an etcd) of its own, running the selected scenarios that apply to that backend.
+The etcd pass's rows are named ``etcd:<row>`` so both passes fit in one report.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.context import BenchContext, Settings
+from bench.context import BACKENDS, BenchContext, Settings
 from bench.report import Row
 from bench.scenarios import SCENARIOS
 from bench.workers import WorkerPool
@@ -54,33 +58,81 @@ def default_scenarios() -> list[str]:
     return [name for name, registered in SCENARIOS.items() if registered.default]
 
 
+ETCD_ROW_PREFIX = "etcd:"
+
+
+def for_backend(names: Sequence[str], backend: str) -> list[str]:
+    """Those of ``names`` that run on ``backend``."""
+    return [name for name in names if backend in SCENARIOS[name].backends]
+
+
+def row_name(name: str, backend: str) -> str:
+    """The report name of a row measured on ``backend``."""
+    return f"{ETCD_ROW_PREFIX}{name}" if backend == "etcd" else name
+
+
 def run_suite(
     settings: Settings,
     *,
     only: Sequence[str] = (),
     workdir: Path | None = None,
     progress: bool = True,
+    backends: Sequence[str] = ("sqlite",),
 ) -> SuiteResult:
-    """Run the selected scenarios against a fresh kplane; every process is stopped after."""
+    """Run the selected scenarios against a fresh kplane per backend; every process is
+    stopped after."""
+    unknown = [backend for backend in backends if backend not in BACKENDS]
+    if unknown:
+        raise KeyError(f"unknown backend(s) {unknown}; known: {', '.join(BACKENDS)}")
     names = select(only)
+    rows: list[Row] = []
+    crashed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kplane-bench-") as scratch:
         directory = workdir or Path(scratch)
-        directory.mkdir(parents=True, exist_ok=True)
         with WorkerPool(settings.pool_size) as pool:
-            context = BenchContext(settings=settings, workdir=directory, pool=pool)
-            try:
-                crashed = _run_all(context, names, progress=progress)
-            finally:
-                context.close()
-    return SuiteResult(rows=list(context.rows.values()), meta=run_metadata(settings, names),
-                       crashed=crashed)
+            for backend in backends:
+                selected = for_backend(names, backend)
+                if not selected:
+                    continue
+                pass_rows, pass_crashed = _run_pass(
+                    settings, pool=pool, names=selected, backend=backend,
+                    directory=directory / backend, progress=progress)
+                rows += pass_rows
+                crashed += [row_name(name, backend) for name in pass_crashed]
+    meta = run_metadata(settings, names)
+    meta["backends"] = list(backends)
+    return SuiteResult(rows=rows, meta=meta, crashed=crashed)
+
+
+def _run_pass(
+    settings: Settings, *, pool: WorkerPool, names: list[str], backend: str, directory: Path,
+    progress: bool,
+) -> tuple[list[Row], list[str]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    context = BenchContext(settings=settings, workdir=directory, pool=pool, backend=backend)
+    try:
+        crashed = _run_all(context, names, progress=progress)
+    finally:
+        context.close()
+    rows = list(context.rows.values())
+    if backend == "etcd":
+        _rename_for(rows, backend)
+    return rows, crashed
+
+
+def _rename_for(rows: list[Row], backend: str) -> None:
+    """Name the rows (and the ceilings they cite, all from the same pass) for ``backend``."""
+    for row in rows:
+        row.name = row_name(row.name, backend)
+        if row.ceiling is not None:
+            row.ceiling = row_name(row.ceiling, backend)
 
 
 def _run_all(context: BenchContext, names: list[str], *, progress: bool) -> list[str]:
     crashed = []
     for name in names:
         if progress:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
+            print(f"running {name} ({context.backend}) ...", file=sys.stderr, flush=True)
         try:
             rows = SCENARIOS[name].run(context)
         except Exception as exc:

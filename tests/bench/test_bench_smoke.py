@@ -1,9 +1,10 @@
 """The benchmark suite runs end to end and reports what it should; timings are not asserted.
 
-One ``python -m bench --quick`` run of every scenario, the opt-in ``workspaces-100k``
-included (about 15 s: that one starts and restarts a server of its own), is shared by the
-structural checks; the pure helpers (percentiles, the scenario selection, the watch line
-parsers, ``/proc`` readings, the table) are checked directly.
+One ``python -m bench --quick`` run of every scenario on both backends, the opt-in
+``workspaces-100k`` included (about 25 s: that one starts and restarts a server of its
+own, and the etcd pass starts an etcd and two more kplanes), is shared by the structural
+checks; the pure helpers (percentiles, the scenario selection, the watch line parsers,
+``/proc`` readings, the tables, the backend comparison) are checked directly.
 """
 
 from __future__ import annotations
@@ -17,23 +18,33 @@ from typing import Any
 
 import orjson
 import pytest
+from bench.compare import UNAFFECTED_RATIO, compare_backends, render_comparison_markdown
 from bench.context import split_evenly
 from bench.loadgen import sent_time
 from bench.procstat import cpu_seconds, measure_cpu, rss_bytes
 from bench.report import Row, Target, render_markdown, render_table
 from bench.scenarios import SCENARIOS
 from bench.stats import percentile, summarize
-from bench.suite import default_scenarios, select
+from bench.suite import default_scenarios, for_backend, select
 from bench.workspace_load import last_resource_version, ready_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEASURED_ROWS = [
-    "ceiling-asgi-get", "get", "ceiling-asgi-list", "list", "ceiling-sqlite-txn",
+    "ceiling-asgi-get", "get", "ceiling-asgi-list", "list", "get-rv0", "ceiling-sqlite-txn",
     "ceiling-sqlite-batch", "create", "update", "watch", "watch-writer",
     "workspaces-create", "workspaces-grow", "workspaces-memory", "workspaces-idle-10",
     "workspaces-idle-grown",
     "ws100k-get-10", "ws100k-list-10", "ws100k-grow", "ws100k-memory", "ws100k-idle-10",
     "ws100k-idle-grown", "ws100k-get", "ws100k-list", "ws100k-startup",
+    "etcd:ceiling-asgi-get", "etcd:get", "etcd:ceiling-asgi-list", "etcd:list",
+    "etcd:get-rv0", "etcd:get-1-server", "etcd:get-2-servers", "etcd:ceiling-etcd-put",
+    "etcd:create", "etcd:update", "etcd:watch", "etcd:watch-writer",
+]
+COMPARED_OPERATIONS = [
+    "ceiling-asgi-get", "get", "get-rv0", "ceiling-asgi-list", "list", "get-1-server",
+    "get-2-servers",
+    "ceiling-sqlite-txn", "ceiling-sqlite-batch", "ceiling-etcd-put", "create", "update",
+    "watch", "watch-writer",
 ]
 # Rows that measure a quantity (memory, CPU, seconds) rather than operations.
 VALUE_ROWS = {"workspaces-memory": "KiB/ws", "workspaces-idle-10": "ms/s",
@@ -51,7 +62,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out),
          "--only", ",".join(SCENARIOS)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     return orjson.loads(out.read_bytes()), completed.stdout
@@ -67,6 +78,7 @@ def test_every_scenario_reports_its_rows_in_run_order(
     document, _ = quick_run
     assert [row["name"] for row in document["rows"]] == MEASURED_ROWS
     assert document["meta"]["scenarios"] == list(SCENARIOS)
+    assert document["meta"]["backends"] == ["sqlite", "etcd"]
     assert document["meta"]["settings"]["concurrency"] == 8
 
 
@@ -94,12 +106,21 @@ def test_kplane_rows_are_compared_with_ceilings_of_the_same_run(
                           ("create", "ceiling-sqlite-batch"), ("update", "ceiling-sqlite-batch"),
                           ("workspaces-create", "ceiling-sqlite-batch"),
                           ("ws100k-grow", "ceiling-sqlite-batch"),
-                          ("ws100k-get", "ws100k-get-10"), ("ws100k-list", "ws100k-list-10")):
+                          ("ws100k-get", "ws100k-get-10"), ("ws100k-list", "ws100k-list-10"),
+                          ("etcd:get", "etcd:ceiling-asgi-get"),
+                          ("etcd:list", "etcd:ceiling-asgi-list"),
+                          ("etcd:create", "etcd:ceiling-etcd-put"),
+                          ("etcd:update", "etcd:ceiling-etcd-put"),
+                          ("etcd:get-2-servers", "etcd:get-1-server")):
         assert rows[name]["ceiling"] == ceiling
         assert rows[name]["ceiling_rate"] == rows[ceiling]["rate"]
         assert rows[name]["ratio"] == pytest.approx(rows[name]["rate"] / rows[ceiling]["rate"])
     assert rows["ceiling-sqlite-txn"]["notes"]["batch"] == 1
     assert rows["ceiling-sqlite-batch"]["notes"]["batch"] == 8
+    # The raw puts run with CREATE's concurrency and the stored object's size.
+    put = rows["etcd:ceiling-etcd-put"]["notes"]
+    assert put["writers"] == 8
+    assert put["value_bytes"] > 500
 
 
 def test_targets_are_judged(quick_run: tuple[dict[str, Any], str]) -> None:
@@ -108,7 +129,9 @@ def test_targets_are_judged(quick_run: tuple[dict[str, Any], str]) -> None:
                 "watch": "p99_ms <= 100", "workspaces-create": "rate >= 500",
                 "workspaces-memory": "value <= 32.0", "ws100k-grow": "rate >= 500",
                 "ws100k-memory": "value <= 32.0", "ws100k-get": "ratio >= 0.67",
-                "ws100k-list": "ratio >= 0.67", "ws100k-startup": "value <= 60.0"}
+                "ws100k-list": "ratio >= 0.67", "ws100k-startup": "value <= 60.0",
+                "etcd:get": "ratio >= 0.40", "etcd:list": "rate >= 1,000",
+                "etcd:create": "ratio >= 0.50", "etcd:watch": "p99_ms <= 100"}
     # Idle CPU may exceed the few-workspaces figure by 10 ms/s, whatever that was.
     for grown, few in (("workspaces-idle-grown", "workspaces-idle-10"),
                        ("ws100k-idle-grown", "ws100k-idle-10")):
@@ -123,12 +146,13 @@ def test_watch_delivers_every_event_to_every_watcher(
     quick_run: tuple[dict[str, Any], str],
 ) -> None:
     rows = rows_by_name(quick_run[0])
-    notes = rows["watch"]["notes"]
-    assert notes["watchers_connected"] == 20
-    assert notes["events_written"] == 10
-    assert notes["missing_deliveries"] == 0
-    assert rows["watch"]["count"] == 200
-    assert rows["watch-writer"]["count"] == 10
+    for prefix in ("", "etcd:"):
+        notes = rows[f"{prefix}watch"]["notes"]
+        assert notes["watchers_connected"] == 20
+        assert notes["events_written"] == 10
+        assert notes["missing_deliveries"] == 0
+        assert rows[f"{prefix}watch"]["count"] == 200
+        assert rows[f"{prefix}watch-writer"]["count"] == 10
 
 
 def test_workspaces_are_created_until_ready_and_counted(
@@ -177,18 +201,73 @@ def test_the_scale_scenario_restarts_on_its_data(quick_run: tuple[dict[str, Any]
 
 def test_the_printed_table_has_one_line_per_row(quick_run: tuple[dict[str, Any], str]) -> None:
     _, stdout = quick_run
-    lines = stdout.strip().splitlines()
+    detailed, side_by_side = stdout.strip().split("\n\n")
+    lines = detailed.splitlines()
     assert lines[0].split()[:4] == ["scenario", "rate/s", "p50", "ms"]
     assert "value" in lines[0].split()
     assert [line.split()[0] for line in lines[2:]] == MEASURED_ROWS
+    compared = side_by_side.splitlines()
+    assert compared[0].split()[:3] == ["operation", "SQLite", "rate/s"]
+    assert [line.split()[0] for line in compared[2:]] == COMPARED_OPERATIONS
     memory_line = next(line for line in lines if line.startswith("workspaces-memory "))
     assert memory_line.split()[1:4] == ["-", "-", "-"]
     assert memory_line.split()[5] == "KiB/ws"
 
 
+def test_the_comparison_pairs_each_operation_across_backends(
+    quick_run: tuple[dict[str, Any], str],
+) -> None:
+    document, _ = quick_run
+    rows = rows_by_name(document)
+    lines = {line["operation"]: line for line in document["comparison"]}
+    assert list(lines) == COMPARED_OPERATIONS
+    for operation in ("get", "get-rv0", "list", "create", "update", "watch"):
+        line = lines[operation]
+        assert (line["sqlite"], line["etcd"]) == (operation, f"etcd:{operation}")
+        assert line["etcd_over_sqlite"] == pytest.approx(
+            rows[f"etcd:{operation}"]["rate"] / rows[operation]["rate"])
+    assert (lines["ceiling-etcd-put"]["sqlite"], lines["get-2-servers"]["sqlite"]) == (None, None)
+    assert lines["ceiling-sqlite-batch"]["etcd"] is None
+    assert lines["get"]["targets"] == ["SQLite ratio >= 0.40", "etcd ratio >= 0.40",
+                                       f"etcd/SQLite >= {UNAFFECTED_RATIO:.2f}"]
+    assert lines["get"]["verdicts"][2] == (lines["get"]["etcd_over_sqlite"] >= UNAFFECTED_RATIO)
+    assert lines["create"]["targets"] == ["SQLite rate >= 2,000", "etcd ratio >= 0.50"]
+
+
+def test_comparison_verdicts_combine_every_target() -> None:
+    def row(name: str, rate: float) -> Row:
+        return Row(name=name, description=name, rate=rate, p50_ms=1.0, p99_ms=2.0, count=1)
+
+    sqlite_get, etcd_get = row("get", 1000.0), row("etcd:get", 850.0)
+    sqlite_create, etcd_create = row("create", 2000.0), row("etcd:create", 400.0)
+    etcd_create.compare_with(row("etcd:ceiling-etcd-put", 1000.0))
+    etcd_create.judge(Target("ratio", ">=", 0.5))
+    lines = compare_backends([sqlite_get, sqlite_create, etcd_get, etcd_create,
+                              row("etcd:ceiling-etcd-put", 1000.0)])
+    get, put, create = lines
+    assert [get.operation, put.operation, create.operation] == ["get", "ceiling-etcd-put",
+                                                                "create"]
+    assert (get.etcd_over_sqlite, get.verdicts, get.passed) == (0.85, [True], True)
+    assert (create.etcd_over_sqlite, create.verdicts, create.passed) == (0.2, [False], False)
+    assert (put.sqlite, put.etcd_over_sqlite, put.passed) == (None, None, None)
+    markdown = render_comparison_markdown(lines).splitlines()
+    assert markdown[2] == ("| get | 1,000 | 1.00 | 2.00 | - | 850 | 1.00 | 2.00 | - | 0.85 | "
+                           "etcd/SQLite >= 0.80 | pass |")
+    assert markdown[4].endswith("| 400 | 1.00 | 2.00 | 0.40 | 0.20 | etcd ratio >= 0.50 | FAIL |")
+
+
+def test_scenarios_run_on_the_backends_they_apply_to() -> None:
+    everything = select(list(SCENARIOS))
+    assert for_backend(everything, "sqlite") == [
+        "get", "list", "get-rv0", "ceiling-sqlite", "create", "update", "watch", "workspaces",
+        "workspaces-100k"]
+    assert for_backend(everything, "etcd") == [
+        "get", "list", "get-rv0", "two-servers", "ceiling-etcd-put", "create", "update", "watch"]
+
+
 def test_only_pulls_in_required_ceilings_in_registry_order() -> None:
-    assert select(["create"]) == ["ceiling-sqlite", "create"]
-    assert select(["update", "get"]) == ["get", "ceiling-sqlite", "update"]
+    assert select(["create"]) == ["ceiling-sqlite", "ceiling-etcd-put", "create"]
+    assert select(["update", "get"]) == ["get", "ceiling-sqlite", "ceiling-etcd-put", "update"]
     assert select([]) == default_scenarios()
     assert "workspaces" in default_scenarios()
     assert "workspaces-100k" not in default_scenarios()

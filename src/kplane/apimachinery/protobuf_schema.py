@@ -375,6 +375,59 @@ MESSAGES: Final[dict[str, Message]] = {
         (1, "token", "string", KEEP),
         (2, "expirationTimestamp", "Time"),
     ),
+    "authentication/v1.SelfSubjectReview": _message(
+        (1, "metadata", f"{_META}ObjectMeta"),
+        (2, "status", "authentication/v1.SelfSubjectReviewStatus"),
+    ),
+    "authentication/v1.SelfSubjectReviewStatus": _message(),
+    "authentication/v1.TokenReview": _message(
+        (1, "metadata", f"{_META}ObjectMeta"),
+        (2, "spec", "authentication/v1.TokenReviewSpec"),
+    ),
+    "authentication/v1.TokenReviewSpec": _message(
+        (1, "token", "string"),
+        (2, "audiences", "[]string"),
+    ),
+    # k8s.io/api/authorization/v1 (requests only: kplane fills in the status itself)
+    "authorization/v1.SelfSubjectAccessReview": _message(
+        (1, "metadata", f"{_META}ObjectMeta"),
+        (2, "spec", "authorization/v1.SelfSubjectAccessReviewSpec"),
+    ),
+    "authorization/v1.SelfSubjectAccessReviewSpec": _message(
+        (1, "resourceAttributes", "authorization/v1.ResourceAttributes", OMIT),
+        (2, "nonResourceAttributes", "authorization/v1.NonResourceAttributes", OMIT),
+    ),
+    "authorization/v1.ResourceAttributes": _message(
+        (1, "namespace", "string"),
+        (2, "verb", "string"),
+        (3, "group", "string"),
+        (4, "version", "string"),
+        (5, "resource", "string"),
+        (6, "subresource", "string"),
+        (7, "name", "string"),
+    ),
+    "authorization/v1.NonResourceAttributes": _message(
+        (1, "path", "string"),
+        (2, "verb", "string"),
+    ),
+    "authorization/v1.SelfSubjectRulesReview": _message(
+        (1, "metadata", f"{_META}ObjectMeta"),
+        (2, "spec", "authorization/v1.SelfSubjectRulesReviewSpec"),
+    ),
+    "authorization/v1.SelfSubjectRulesReviewSpec": _message(
+        (1, "namespace", "string"),
+    ),
+    "authorization/v1.SubjectAccessReview": _message(
+        (1, "metadata", f"{_META}ObjectMeta"),
+        (2, "spec", "authorization/v1.SubjectAccessReviewSpec"),
+    ),
+    "authorization/v1.SubjectAccessReviewSpec": _message(
+        (1, "resourceAttributes", "authorization/v1.ResourceAttributes", OMIT),
+        (2, "nonResourceAttributes", "authorization/v1.NonResourceAttributes", OMIT),
+        (3, "user", "string"),
+        (4, "groups", "[]string"),
+        (6, "uid", "string"),
+    ),
 }
 
 # (apiVersion, kind) -> top-level message. DeleteOptions is looked up by kind alone,
@@ -394,6 +447,15 @@ KINDS: Final[dict[tuple[str, str], str]] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rbac/v1.RoleBinding",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "rbac/v1.ClusterRoleBinding",
     ("authentication.k8s.io/v1", "TokenRequest"): "authentication/v1.TokenRequest",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "authentication/v1.SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenReview"): "authentication/v1.TokenReview",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"):
+        "authorization/v1.SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"):
+        "authorization/v1.SelfSubjectRulesReview",
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): "authorization/v1.SubjectAccessReview",
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"):
+        "authorization/v1.SubjectAccessReview",
 }
 
 DELETE_OPTIONS_KIND: Final = "DeleteOptions"

@@ -14,14 +14,17 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kplane.auth.pki import ensure_pki
 from kplane.cli.client import (
     CliError,
     current_cluster,
@@ -48,6 +51,9 @@ class Credentials:
     user: dict[str, Any]
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``kubeconfig`` to the ``kplane`` command."""
     parser = subparsers.add_parser(
@@ -61,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="write to FILE (mode 0600) instead of standard output")
     parser.add_argument("--kubeconfig", help="the source kubeconfig (default: $KUBECONFIG, "
                                              "then ~/.kube/config)")
+    identity = parser.add_argument_group(
+        "a new identity", "mint a client certificate signed by the server's CA (needs the "
+                          "server's data directory) instead of copying the current user")
+    identity.add_argument("--user", help="the user name (certificate CN)")
+    identity.add_argument("--group", action="append", default=[],
+                          help="a group (certificate O); repeat for several")
+    identity.add_argument("--expires", default="8760h",
+                          help="lifetime, e.g. 30m, 8h, 7d (default 8760h)")
+    identity.add_argument("--data-dir", default=".kplane",
+                          help="the server's data directory, holding its CA (default .kplane)")
     parser.set_defaults(handler=run)
 
 
@@ -79,9 +95,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``8h``, ``7d``, ``90s`` or combinations like ``1h30m``."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or not any(match.groups()):
+        raise CliError(f"invalid duration {text!r}: use e.g. 30m, 8h or 7d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise CliError("the duration must be positive")
+    return duration
+
+
+def minted_credentials(*, data_dir: Path, user: str, groups: list[str],
+                       expires: timedelta) -> Credentials:
+    """A client certificate for ``user`` signed by the server's CA in ``data_dir``."""
+    if not (data_dir / "pki" / "ca.key").exists():
+        raise CliError(f"no kplane CA in {data_dir}/pki: pass the server's --data-dir")
+    try:
+        pki = ensure_pki(data_dir, hosts=[])
+        cert_pem, key_pem = pki.issue_client_certificate(user=user, groups=groups,
+                                                         expires_in=expires)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot mint a certificate: {exc}") from None
+    return Credentials(name=user, user={
+        "client-certificate-data": base64.b64encode(cert_pem).decode(),
+        "client-key-data": base64.b64encode(key_pem).decode()})
+
+
 def credentials_for(args: argparse.Namespace, session: Session) -> Credentials:
-    """The identity the new kubeconfig carries: for now the source's current user."""
-    del args  # the place where --user/--group/--expires will choose a minted identity
+    """The identity the new kubeconfig carries: a minted one with --user, else the source's
+    current user."""
+    if getattr(args, "user", None):
+        return minted_credentials(data_dir=Path(args.data_dir), user=args.user,
+                                  groups=list(args.group), expires=parse_duration(args.expires))
     name = str(current_context(session.config).get("user", ""))
     user = embed_files(current_user(session.config), fields=_EMBEDDABLE_FILES["user"],
                        config_dir=session.path.parent)

@@ -23,7 +23,10 @@ def _serve(args: argparse.Namespace) -> int:
     run(ServeOptions(data_dir=Path(args.data_dir), secure_port=args.secure_port,
                      bind_address=args.bind_address, etcd_servers=servers,
                      etcd_prefix=args.etcd_prefix, etcd_cafile=args.etcd_cafile,
-                     etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile))
+                     etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile,
+                     token_auth_file=args.token_auth_file, audit_log_path=args.audit_log_path,
+                     max_requests_inflight=args.max_requests_inflight,
+                     max_mutating_requests_inflight=args.max_mutating_requests_inflight))
     return 0
 
 
@@ -48,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--etcd-cafile", help="CA bundle to verify etcd's certificates")
     serve.add_argument("--etcd-certfile", help="client certificate for etcd")
     serve.add_argument("--etcd-keyfile", help="client key for etcd")
+    serve.add_argument("--token-auth-file",
+                       help="static bearer tokens, one per line: token,user,uid,\"group1,group2\"")
+    serve.add_argument("--audit-log-path",
+                       help="append one audit.k8s.io/v1 Event (level Metadata) per request here")
+    serve.add_argument("--max-requests-inflight", type=int, default=400,
+                       help="concurrent read-only requests before answering 429 (default 400)")
+    serve.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                       help="concurrent mutating requests before answering 429 (default 200)")
     serve.add_argument("--log-level", default="warning",
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)

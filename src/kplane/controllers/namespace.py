@@ -96,7 +96,7 @@ class NamespaceController:
     async def _delete_content(self, cluster: str, name: str) -> int:
         """Delete every object in the namespace; how many are still there afterwards."""
         collections = [Target(rt, cluster, name, "") for rt in self._catalog.resources(cluster)
-                       if rt.namespaced and rt.storage_group is None]
+                       if rt.namespaced and rt.storage_group is None and "list" in rt.verbs]
         for collection in collections:
             result = await self._store.list(collection, ListOptions(resource_version="0"))
             for item in result.items:

@@ -28,6 +28,7 @@ from kplane.registry.catalog import Catalog
 from kplane.registry.keys import parse_key, resource_prefix
 from kplane.registry.kinds.tenancy import (
     LOGICAL_CLUSTER_NAME,
+    OWNER_ANNOTATION,
     PATH_ANNOTATION,
     TYPE_ANNOTATION,
     WORKSPACE_FINALIZER,
@@ -44,7 +45,21 @@ log = logging.getLogger(__name__)
 MANAGER = "workspace-controller"
 SCHEDULING, INITIALIZING, READY, TERMINATING = "Scheduling", "Initializing", "Ready", "Terminating"
 WORKERS = 16
+# The creator of a workspace becomes its admin through this binding in the new workspace.
+OWNER_BINDING = "workspace-admin"
 _RETRY_SECONDS = 1.0
+
+
+def _owner(workspace: dict[str, Any]) -> str:
+    """The user who created the workspace (recorded by the server), or ''."""
+    text = ((workspace.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+    if not text:
+        return ""
+    try:
+        owner = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return ""
+    return str(owner.get("username") or "") if isinstance(owner, dict) else ""
 
 
 def _phase(cached: CachedObject) -> str:
@@ -189,6 +204,16 @@ class WorkspaceController:
         await self._create_if_absent(
             Target(builtin.NAMESPACES, child, "", "default"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})
+        owner = _owner(workspace)
+        if owner:
+            await self._create_if_absent(
+                Target(builtin.CLUSTERROLEBINDINGS, child, "", OWNER_BINDING),
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": OWNER_BINDING},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "cluster-admin"},
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                               "name": owner}]})
         await self._set_phase(target, phase, initializers)
         return True
 

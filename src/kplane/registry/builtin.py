@@ -29,7 +29,7 @@ SECRETS = ResourceType(
 )
 SERVICEACCOUNTS = ResourceType(
     group="", version="v1", resource="serviceaccounts", kind="ServiceAccount", namespaced=True,
-    short_names=("sa",),
+    short_names=("sa",), subresources=("token",),
 )
 EVENTS = ResourceType(
     group="", version="v1", resource="events", kind="Event", namespaced=True,
@@ -89,9 +89,42 @@ LOGICAL_CLUSTERS = ResourceType(
     namespaced=False, subresources=("status",), supports_strategic_merge=False,
 )
 
+_CREATE_ONLY = ("create",)
+_AUTHZ = "authorization.k8s.io"
+_AUTHN = "authentication.k8s.io"
+SELF_SUBJECT_ACCESS_REVIEWS = ResourceType(
+    group=_AUTHZ, version="v1", resource="selfsubjectaccessreviews",
+    kind="SelfSubjectAccessReview", namespaced=False, verbs=_CREATE_ONLY,
+)
+SELF_SUBJECT_RULES_REVIEWS = ResourceType(
+    group=_AUTHZ, version="v1", resource="selfsubjectrulesreviews",
+    kind="SelfSubjectRulesReview", namespaced=False, verbs=_CREATE_ONLY,
+)
+SUBJECT_ACCESS_REVIEWS = ResourceType(
+    group=_AUTHZ, version="v1", resource="subjectaccessreviews", kind="SubjectAccessReview",
+    namespaced=False, verbs=_CREATE_ONLY,
+)
+LOCAL_SUBJECT_ACCESS_REVIEWS = ResourceType(
+    group=_AUTHZ, version="v1", resource="localsubjectaccessreviews",
+    kind="LocalSubjectAccessReview", namespaced=True, verbs=_CREATE_ONLY,
+)
+SELF_SUBJECT_REVIEWS = ResourceType(
+    group=_AUTHN, version="v1", resource="selfsubjectreviews", kind="SelfSubjectReview",
+    namespaced=False, verbs=_CREATE_ONLY,
+)
+TOKEN_REVIEWS = ResourceType(
+    group=_AUTHN, version="v1", resource="tokenreviews", kind="TokenReview",
+    namespaced=False, verbs=_CREATE_ONLY,
+)
+REVIEWS: tuple[ResourceType, ...] = (
+    SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_RULES_REVIEWS, SUBJECT_ACCESS_REVIEWS,
+    LOCAL_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS, TOKEN_REVIEWS,
+)
+"""Create-only kinds that answer a question and store nothing."""
+
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS, LIMITRANGES, RESOURCEQUOTAS,
     EVENTS_V1, LEASES, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
-    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS,
+    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS, *REVIEWS,
 )
 """In discovery order: the core group first, then the named groups."""

@@ -7,7 +7,7 @@ add per-cluster entries here; everything that asks "what does this cluster serve
 
 from __future__ import annotations
 
-from kplane.registry.builtin import BUILTIN_RESOURCES
+from kplane.registry.builtin import BUILTIN_RESOURCES, REVIEWS
 from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds import strategy_for
 from kplane.registry.resources import ResourceType
@@ -45,7 +45,7 @@ class Catalog:
 
     def storage_prefixes(self) -> list[str]:
         """Every ``/registry/<group>/<resource>/`` prefix objects may be stored under."""
-        return sorted({resource_prefix(rt) for rt in self._builtin})
+        return sorted({resource_prefix(rt) for rt in self._builtin if rt not in REVIEWS})
 
     def strategy(self, rt: ResourceType) -> Strategy:
         strategy = self._strategies.get(rt)

@@ -31,8 +31,8 @@ from kplane.apimachinery.strategic import apply_strategic_merge_patch
 from kplane.registry import builtin, pagination
 from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
-from kplane.registry.consistency import RevisionReader
 from kplane.registry.codec import decode_stored, encode_for_storage
+from kplane.registry.consistency import RevisionReader
 from kplane.registry.keys import ALL_CLUSTERS, collection_prefix, object_key
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.resources import ResourceType

@@ -21,10 +21,14 @@ from kplane.auth.authn import UserInfo
 from kplane.registry.catalog import Catalog
 from kplane.registry.store import Store
 from kplane.server import metrics
+from kplane.server.audit import AuditLog
 from kplane.server.http import Request, query_flag, send_status_error
+from kplane.server.limits import InflightLimiter
 from kplane.server.nonresource import NonResourceHandler
 from kplane.server.request_info import RequestInfo, parse_request
 from kplane.server.resource_handler import ResourceHandler
+from kplane.server.reviews import Reviews
+from kplane.server.security import Security
 from kplane.server.tls import certificate_user
 from kplane.server.types import Receive, Scope, Send
 from kplane.storage.backend import UnavailableError
@@ -33,19 +37,24 @@ from kplane.tenancy.resolver import ClusterResolver
 
 log = logging.getLogger(__name__)
 
-# Probes and the version endpoint answer anyone, as upstream's public-info-viewer allows.
-_PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 
 
 class KplaneApp:
     """The whole API server as one ASGI callable."""
 
     def __init__(self, *, store: Store, catalog: Catalog, server_address: str,
-                 is_ready: Any, resolver: ClusterResolver | None = None) -> None:
+                 is_ready: Any, resolver: ClusterResolver | None = None,
+                 security: Security | None = None, reviews: Reviews | None = None,
+                 limiter: InflightLimiter | None = None, audit: AuditLog | None = None,
+                 ) -> None:
         self.store = store
         self.catalog = catalog
         self.resolver = resolver
-        self.resources = ResourceHandler(store=store, catalog=catalog)
+        # Without a Security, every authenticated user may do anything (unit tests).
+        self.security = security or Security()
+        self.limiter = limiter or InflightLimiter()
+        self.audit = audit
+        self.resources = ResourceHandler(store=store, catalog=catalog, reviews=reviews)
         self.nonresource = NonResourceHandler(catalog=catalog, server_address=server_address,
                                               is_ready=is_ready)
 
@@ -56,22 +65,32 @@ class KplaneApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        received = time.time()
         state = _ResponseState(send)
         verb = "unknown"
         resource = ""
+        info: RequestInfo | None = None
+        user: UserInfo | None = None
+        workspace = ""
         try:
             request = Request(scope, receive)
             info = parse_request(request.method, _raw_path(scope),
                                  watch=query_flag(request.query.get("watch")))
             verb, resource = info.verb or request.method.lower(), info.resource
-            user = self._authenticate(scope)
-            if user is None and info.path not in _PUBLIC_PATHS:
-                raise errors.unauthorized()
-            info = self._resolve_cluster(info, user)
-            if info.is_resource_request:
-                await self.resources.handle(request, info, state.send)
-            else:
-                await self.nonresource.handle(request, info, state.send)
+            with self.limiter.admit(info.verb if info.is_resource_request else "get"):
+                user = await self.security.authenticate(
+                    certificate_user=certificate_user(scope), headers=scope["headers"],
+                    path=info.path)
+                workspace = info.cluster
+                info = self._resolve_cluster(info, user)
+                if user is not None:
+                    user = self.security.impersonate(user, scope["headers"], info.cluster)
+                    self.security.check(user, info, request.method, workspace=workspace)
+                request.user = user
+                if info.is_resource_request:
+                    await self.resources.handle(request, info, state.send)
+                else:
+                    await self.nonresource.handle(request, info, state.send)
         except StatusError as exc:
             if state.started:
                 log.warning("error after the response started: %s", exc)
@@ -96,6 +115,20 @@ class KplaneApp:
             else:
                 metrics.observe_request(verb=verb, resource=resource, code=state.status,
                                         seconds=time.perf_counter() - started)
+            if self.audit is not None:
+                self._audit(scope, info, user, state.status, received, workspace)
+
+    def _audit(self, scope: Scope, info: RequestInfo | None, user: UserInfo | None,
+               code: int, received: float, workspace: str) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        uri = scope.get("path", "") + (f"?{query}" if query else "")
+        client = scope.get("client") or ("", 0)
+        agent = next((v.decode("latin-1") for k, v in scope["headers"]
+                      if k.lower() == b"user-agent"), "")
+        assert self.audit is not None
+        self.audit.record(info=info, user=user, method=scope.get("method", ""), uri=uri,
+                          code=code, source_ip=str(client[0]), user_agent=agent,
+                          received=received, workspace=workspace)
 
     def _resolve_cluster(self, info: RequestInfo, user: UserInfo | None) -> RequestInfo:
         """Turn the URL's workspace path (or cluster name) into the logical cluster name."""
@@ -117,10 +150,6 @@ class KplaneApp:
                 404, "NotFound", f'workspace "{reference}" not found', name=reference,
                 group="tenancy.kcp.io", kind="workspaces")
         return info if cluster == reference else replace(info, cluster=cluster)
-
-    @staticmethod
-    def _authenticate(scope: Scope) -> UserInfo | None:
-        return certificate_user(scope)
 
 
 def _raw_path(scope: Scope) -> str:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from kplane.apimachinery import errors
+from kplane.auth.authn import UserInfo
 from kplane.server.body import MAX_BODY_BYTES
 from kplane.server.types import Receive, Scope, Send
 
@@ -21,7 +22,7 @@ JSON_CONTENT_TYPE = b"application/json"
 class Request:
     """One HTTP request."""
 
-    __slots__ = ("_body", "headers", "method", "path", "query", "receive", "scope")
+    __slots__ = ("_body", "headers", "method", "path", "query", "receive", "scope", "user")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -43,6 +44,8 @@ class Request:
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
         }
         self._body: bytes | None = None
+        # Who the request acts as, once authenticated (None: anonymous on a public path).
+        self.user: UserInfo | None = None
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)

@@ -16,7 +16,10 @@ from kplane.apimachinery import errors
 from kplane.apimachinery.apply import FIELD_MANAGER_MAX_LENGTH, manager_from_user_agent
 from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.protobuf import PROTOBUF_CONTENT_TYPE, supports_protobuf
+from kplane.auth.authn import SYSTEM_MASTERS, UserInfo
+from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
+from kplane.registry.kinds.tenancy import OWNER_ANNOTATION
 from kplane.registry.options import (
     FIELD_VALIDATION_MODES,
     DeleteOptions,
@@ -38,6 +41,7 @@ from kplane.server import negotiation
 from kplane.server.body import decode_body, media_type
 from kplane.server.http import Request, query_flag, send_bytes, warning_headers
 from kplane.server.request_info import RequestInfo
+from kplane.server.reviews import Reviews
 from kplane.server.types import Send
 from kplane.server.watch import WatchStream
 
@@ -108,12 +112,29 @@ def write_options(request: Request, *, options_kind: str,
     return WriteOptions(field_manager=manager, dry_run=bool(dry_run), field_validation=mode)
 
 
+def record_owner(body: Any, user: UserInfo | None) -> None:
+    """Name a new Workspace's creator, who becomes its admin (kcp's owner annotation).
+
+    Whatever the client put there is replaced: nobody may name someone else the owner.
+    system:masters needs no binding, so its workspaces carry no owner."""
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+        return
+    annotations = body["metadata"].get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = body["metadata"]["annotations"] = {}
+    annotations.pop(OWNER_ANNOTATION, None)
+    if user is not None and SYSTEM_MASTERS not in user.groups:
+        annotations[OWNER_ANNOTATION] = orjson.dumps(
+            {"username": user.name, "groups": list(user.groups)}).decode()
+
+
 class ResourceHandler:
     """Answers every request addressed to a resource."""
 
-    def __init__(self, *, store: Store, catalog: Catalog) -> None:
+    def __init__(self, *, store: Store, catalog: Catalog, reviews: Reviews | None = None) -> None:
         self._store = store
         self._catalog = catalog
+        self._reviews = reviews
 
     def resolve(self, info: RequestInfo) -> ResourceType:
         rt = self._catalog.lookup(info.cluster, info.group, info.version, info.resource)
@@ -132,6 +153,9 @@ class ResourceHandler:
         rt = self.resolve(info)
         target = Target(rt, info.cluster, info.namespace, info.name)
         verb = info.verb
+        if self._reviews is not None and self._reviews.handles(rt, info.subresource):
+            await self._review(request, rt, info, send)
+            return
         if verb not in rt.verbs and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed(
                 f"{verb} is not supported on resources of kind {rt.group_resource}")
@@ -161,6 +185,18 @@ class ResourceHandler:
             await self._delete_collection(request, target, send)
         else:
             raise errors.method_not_allowed(f"the server does not allow this method: {verb}")
+
+    async def _review(self, request: Request, rt: ResourceType, info: RequestInfo,
+                      send: Send) -> None:
+        """A question answered in the response (reviews, token requests); nothing stored."""
+        assert self._reviews is not None
+        if info.verb != "create":
+            raise errors.method_not_allowed(
+                f"{info.verb} is not supported on {rt.group_resource}"
+                + (f"/{info.subresource}" if info.subresource else ""))
+        body = await self._read_body(request)
+        answer = await self._reviews.create(rt, info, request.user, body)
+        await send_bytes(send, 201, orjson.dumps(answer))
 
     # Responses ---------------------------------------------------------------------------
 
@@ -288,6 +324,8 @@ class ResourceHandler:
         content = media_type(request.header("content-type", "application/json"))
         self._check_body_type(content, target.rt)
         body = await self._read_body(request)
+        if target.rt == builtin.WORKSPACES:
+            record_owner(body, request.user)
         options = write_options(request, options_kind="CreateOptions")
         obj = await self._store.create(target, body, options)
         await self._respond(send, request, target.rt, 201, obj, warnings=options.warnings)

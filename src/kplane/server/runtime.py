@@ -10,16 +10,22 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import uvicorn
 import uvloop
 
 from kplane.apimachinery.errors import StatusError
+from kplane.auth.authn import TokenAuthenticator
+from kplane.auth.authorizer import Authorizer
 from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import ensure_pki
+from kplane.auth.serviceaccounts import ServiceAccountTokens
+from kplane.auth.tokens import StaticTokenFile
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
 from kplane.controllers.namespace import NamespaceController
 from kplane.controllers.workspace import WorkspaceController
@@ -29,6 +35,10 @@ from kplane.registry.codec import CacheDecoder
 from kplane.registry.options import WriteOptions
 from kplane.registry.store import Store, Target
 from kplane.server.app import KplaneApp
+from kplane.server.audit import AuditLog
+from kplane.server.limits import DEFAULT_MAX_MUTATING, DEFAULT_MAX_READONLY, InflightLimiter
+from kplane.server.reviews import Reviews
+from kplane.server.security import Security
 from kplane.server.tls import build_server_config
 from kplane.storage.backend import Backend
 from kplane.storage.cacher import Cacher
@@ -56,6 +66,10 @@ class ServeOptions:
     etcd_certfile: str | None = None
     etcd_keyfile: str | None = None
     compaction_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    token_auth_file: str | None = None
+    audit_log_path: str | None = None
+    max_requests_inflight: int = DEFAULT_MAX_READONLY
+    max_mutating_requests_inflight: int = DEFAULT_MAX_MUTATING
 
 
 def open_backend(options: ServeOptions) -> Backend:
@@ -88,6 +102,18 @@ async def bootstrap(store: Store) -> None:
             await store.create(target, body, WriteOptions(field_manager=BOOTSTRAP_MANAGER))
 
 
+def _service_account_uid(store: Store) -> Callable[[str, str, str], str | None]:
+    """How token authentication checks a ServiceAccount still exists (and is the same one)."""
+
+    def lookup(cluster: str, namespace: str, name: str) -> str | None:
+        cached = store.get_cached(Target(builtin.SERVICEACCOUNTS, cluster, namespace, name))
+        if cached is None:
+            return None
+        return str(orjson.loads(cached.raw)["metadata"].get("uid", ""))
+
+    return lookup
+
+
 async def serve(options: ServeOptions) -> None:
     data_dir = options.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,9 +140,25 @@ async def serve(options: ServeOptions) -> None:
     await workspaces.start()
     await compaction.start()
 
+    authorizer = Authorizer(cacher)
+    await authorizer.start()
+    sa_tokens = ServiceAccountTokens(private_key_pem=pki.sa_key_path.read_bytes(),
+                                     public_key_pem=pki.sa_pub_path.read_bytes())
+    token_authenticators: list[TokenAuthenticator] = []
+    if options.token_auth_file:
+        token_authenticators.append(StaticTokenFile.load(options.token_auth_file).authenticate)
+    token_authenticators.append(sa_tokens.authenticator(lookup=_service_account_uid(store)))
+    security = Security(authorizer=authorizer, token_authenticators=token_authenticators)
+    reviews = Reviews(security=security, store=store, token_authenticators=token_authenticators,
+                      service_account_tokens=sa_tokens)
+    audit = AuditLog(options.audit_log_path) if options.audit_log_path else None
     app = KplaneApp(store=store, catalog=catalog,
                     server_address=f"{host}:{options.secure_port}",
-                    is_ready=lambda: cacher.ready, resolver=resolver)
+                    is_ready=lambda: cacher.ready, resolver=resolver, security=security,
+                    reviews=reviews, audit=audit,
+                    limiter=InflightLimiter(
+                        max_readonly=options.max_requests_inflight,
+                        max_mutating=options.max_mutating_requests_inflight))
     config = build_server_config(cast(Any, app), host=options.bind_address,
                                  port=options.secure_port, pki=pki, lifespan="off",
                                  log_level="warning")
@@ -128,6 +170,9 @@ async def serve(options: ServeOptions) -> None:
     try:
         await server.serve()
     finally:
+        await authorizer.stop()
+        if audit is not None:
+            audit.close()
         await compaction.stop()
         await workspaces.stop()
         await namespaces.stop()

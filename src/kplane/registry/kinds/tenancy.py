@@ -23,6 +23,7 @@ from kplane.registry.strategy import Strategy, label_name
 LOGICAL_CLUSTER_NAME = "cluster"
 WORKSPACE_FINALIZER = "tenancy.kcp.io/workspace"
 PATH_ANNOTATION = "kcp.io/path"
+OWNER_ANNOTATION = "experimental.tenancy.kcp.io/owner"
 TYPE_ANNOTATION = "tenancy.kcp.io/workspace-type"
 # Cache-indexed fields that path resolution reads without decoding objects.
 CLUSTER_FIELD = "spec.cluster"
