@@ -27,6 +27,7 @@ from kplane.auth.pki import ensure_pki
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.auth.tokens import StaticTokenFile
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
+from kplane.controllers.expiry import ExpiryController
 from kplane.controllers.namespace import NamespaceController
 from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
@@ -45,6 +46,7 @@ from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
 from kplane.tenancy.admission import WorkspaceAdmission
 from kplane.tenancy.bootstrap import bootstrap_root
+from kplane.tenancy.quota import ObjectCountQuota
 from kplane.tenancy.resolver import ClusterResolver
 from kplane.tenancy.types import WorkspaceTypes
 
@@ -128,7 +130,9 @@ async def serve(options: ServeOptions) -> None:
     resolver = ClusterResolver(cacher)
     types = WorkspaceTypes(cacher, resolver)
     admission = WorkspaceAdmission(resolver=resolver, types=types, base_url=server_url)
-    store = Store(backend=backend, cacher=cacher, catalog=catalog, admission=[admission])
+    quota = ObjectCountQuota(cacher=cacher, catalog=catalog, resolver=resolver)
+    store = Store(backend=backend, cacher=cacher, catalog=catalog,
+                  admission=[admission, quota])
     await bootstrap(store)
     await bootstrap_root(store, base_url=server_url)
     namespaces = NamespaceController(store=store, catalog=catalog)
@@ -136,8 +140,10 @@ async def serve(options: ServeOptions) -> None:
                                      types=types)
     compaction = CompactionController(backend=backend,
                                       interval_seconds=options.compaction_interval_seconds)
+    expiry = ExpiryController(store=store)
     await namespaces.start()
     await workspaces.start()
+    await expiry.start()
     await compaction.start()
 
     authorizer = Authorizer(cacher)
@@ -174,6 +180,7 @@ async def serve(options: ServeOptions) -> None:
         if audit is not None:
             audit.close()
         await compaction.stop()
+        await expiry.stop()
         await workspaces.stop()
         await namespaces.stop()
         await cacher.stop()

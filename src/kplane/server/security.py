@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from kplane.apimachinery import errors
 from kplane.auth.authn import (
+    ANONYMOUS_USER,
     AUTHENTICATED,
     SYSTEM_MASTERS,
     TokenAuthenticator,
@@ -87,7 +88,8 @@ class Security:
         if name.startswith(_SERVICE_ACCOUNT_PREFIX) and not groups:
             namespace = name[len(_SERVICE_ACCOUNT_PREFIX):].split(":", 1)[0]
             all_groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
-        if AUTHENTICATED not in all_groups:
+        # As upstream: everyone impersonated is authenticated, except the anonymous user.
+        if name != ANONYMOUS_USER and AUTHENTICATED not in all_groups:
             all_groups.append(AUTHENTICATED)
         return UserInfo(name=name, groups=tuple(all_groups), uid=uid,
                         extra={k: tuple(v) for k, v in extra.items()})
@@ -107,16 +109,12 @@ class Security:
             wanted += [("authentication.k8s.io", f"userextras/{key}", "", v) for v in values]
         for group, resource, namespace, object_name in wanted:
             resource_name, _, subresource = resource.partition("/")
-            decision = self.authorize(Attributes(
+            attributes = Attributes(
                 user=user, verb="impersonate", cluster=cluster, namespace=namespace,
                 api_group=group, resource=resource_name, subresource=subresource,
-                name=object_name))
-            if not decision:
-                kind = resource_name[:-1] if resource_name.endswith("s") else resource_name
-                raise errors.forbidden(
-                    f'{resource_name} "{object_name}" is forbidden: User "{user.name}" cannot '
-                    f'impersonate resource "{resource_name}" in API group "{group}" at the '
-                    f"cluster scope", name=object_name, group=group, kind=kind)
+                name=object_name)
+            if not self.authorize(attributes):
+                raise forbidden_error(attributes)
 
     def authorize(self, attributes: Attributes) -> bool:
         if self.authorizer is None or SYSTEM_MASTERS in attributes.user.groups:
@@ -140,9 +138,23 @@ class Security:
                     "needs the verb \"access\" on the workspace (a binding to "
                     "system:kcp:workspace:access or cluster-admin in it)")
         attributes = attributes_for(user, info, method)
+        if _is_system_managed(info):
+            raise errors.forbidden(
+                f'logicalclusters "{info.name}" is forbidden: only system:masters may change '
+                f"a workspace's LogicalCluster (its owner, type and quota); initializers "
+                "use its status subresource", name=info.name, group=info.group,
+                kind=info.resource)
         if self.authorizer.authorize(attributes).allowed:
             return
         raise forbidden_error(attributes, workspace=workspace)
+
+
+def _is_system_managed(info: RequestInfo) -> bool:
+    """A LogicalCluster's main resource carries the workspace's quota; its admins must not
+    lift it. Reads and the status subresource stay under RBAC."""
+    return (info.is_resource_request and info.group == "core.kcp.io"
+            and info.resource == "logicalclusters" and not info.subresource
+            and info.verb not in ("get", "list", "watch"))
 
 
 def _has_authorization_header(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -161,21 +173,23 @@ def attributes_for(user: UserInfo, info: RequestInfo, method: str) -> Attributes
                       subresource=info.subresource, name=info.name)
 
 
-def forbidden_error(attributes: Attributes, *, workspace: str) -> errors.StatusError:
-    """kube-apiserver's wording, with the workspace named at the end."""
+def forbidden_error(attributes: Attributes, *, workspace: str = "") -> errors.StatusError:
+    """kube-apiserver's wording, with the workspace (if given) named at the end."""
     user = attributes.user.name
-    where = f'in workspace "{workspace}"'
+    where = f' in workspace "{workspace}"' if workspace else ""
     if not attributes.resource_request:
         return errors.forbidden(
-            f'forbidden: User "{user}" cannot {attributes.verb} path "{attributes.path}" '
+            f'forbidden: User "{user}" cannot {attributes.verb} path "{attributes.path}"'
             f"{where}")
     resource = attributes.resource
     if attributes.subresource:
         resource = f"{resource}/{attributes.subresource}"
-    subject = resource if not attributes.name else f'{attributes.resource} "{attributes.name}"'
+    # Upstream names the group-qualified resource (without the subresource) up front.
+    qualified = errors.qualified_resource(attributes.resource, attributes.api_group)
+    subject = f'{qualified} "{attributes.name}"' if attributes.name else qualified
     scope = (f'in the namespace "{attributes.namespace}"' if attributes.namespace
              else "at the cluster scope")
     return errors.forbidden(
         f'{subject} is forbidden: User "{user}" cannot {attributes.verb} resource '
-        f'"{resource}" in API group "{attributes.api_group}" {scope} {where}',
+        f'"{resource}" in API group "{attributes.api_group}" {scope}{where}',
         name=attributes.name, group=attributes.api_group, kind=attributes.resource)

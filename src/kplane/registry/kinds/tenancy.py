@@ -29,6 +29,8 @@ TYPE_ANNOTATION = "tenancy.kcp.io/workspace-type"
 CLUSTER_FIELD = "spec.cluster"
 PATH_FIELD = "metadata.annotations.kcp.io/path"
 TYPE_FIELD = "metadata.annotations.tenancy.kcp.io/workspace-type"
+MAX_OBJECTS_ANNOTATION = "core.kcp.io/max-total-objects"
+MAX_OBJECTS_FIELD = f"metadata.annotations.{MAX_OBJECTS_ANNOTATION}"
 
 
 def _immutable(new: Mapping[str, Any], old: Mapping[str, Any], path: str) -> list[Cause]:
@@ -104,6 +106,7 @@ class LogicalClusterStrategy(Strategy):
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         fields[PATH_FIELD] = str(annotations.get(PATH_ANNOTATION) or "")
         fields[TYPE_FIELD] = str(annotations.get(TYPE_ANNOTATION) or "")
+        fields[MAX_OBJECTS_FIELD] = str(annotations.get(MAX_OBJECTS_ANNOTATION) or "")
         fields["status.phase"] = str((obj.get("status") or {}).get("phase") or "")
         return fields
 
