@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench import classes as training
 from bench import fixtures
 from bench import workspaces as ws
 from bench.ceilings import SqliteResult, SqliteSpec, sqlite_inserts
@@ -391,6 +392,13 @@ def workspaces_at_scale(ctx: BenchContext) -> list[Row]:
         server.process.stop()
     return [few["get"], few["list"], grown, memory, idle_few, idle_many, many["get"],
             many["list"], startup]
+
+
+@scenario("classes", description="kplane class: a class of 50 trainees with a 20-object "
+                                 "template fully ready, and a reset of one trainee",
+          backends=("sqlite",))
+def training_classes(ctx: BenchContext) -> list[Row]:
+    return training.class_rows(ctx)
 
 
 def _create_and_report(

@@ -8,14 +8,19 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from kplane.auth.authn import UserInfo, user_from_certificate
+from kplane.auth.pki import ensure_pki
 from kplane.cli import kubeconfig_cmd, ws
-from kplane.cli.client import ApiClient, ApiError, Response
+from kplane.cli.client import ApiClient, ApiError, CliError, Response
 from kplane.cli.kubeconfig_cmd import Credentials, embed_files, workspace_kubeconfig
 from tests.e2e.server import KUBECTL, KplaneProcess, free_port
 
@@ -185,3 +190,84 @@ def test_kubectl_uses_the_written_kubeconfig(server: KplaneProcess, tmp_path: Pa
 
     assert run_kubeconfig("root:missing", "--kubeconfig", str(source)) == 1
     assert capsys.readouterr().err == 'error: workspace "root:missing" not found\n'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30m", timedelta(minutes=30)),
+    ("8h", timedelta(hours=8)),
+    ("7d", timedelta(days=7)),
+    ("90s", timedelta(seconds=90)),
+    ("1h30m", timedelta(hours=1, minutes=30)),
+    ("1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4)),
+    (" 8760h ", timedelta(hours=8760)),
+])
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    assert kubeconfig_cmd.parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "8", "h", "1w", "30m1h", "-5m", "1.5h", "8 h", "0s",
+                                  "0h0m"])
+def test_parse_duration_refuses_nonsense(text: str) -> None:
+    with pytest.raises(CliError):
+        kubeconfig_cmd.parse_duration(text)
+
+
+def test_minted_credentials_are_signed_by_the_servers_ca(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path, hosts=[])
+    minted = kubeconfig_cmd.minted_credentials(
+        data_dir=tmp_path, user="carol", groups=["qa", "ops"], expires=timedelta(hours=2))
+    assert minted.name == "carol"
+    assert set(minted.user) == {"client-certificate-data", "client-key-data"}
+    cert = x509.load_pem_x509_certificate(
+        base64.b64decode(minted.user["client-certificate-data"]))
+    assert user_from_certificate(cert) == UserInfo(
+        name="carol", groups=("qa", "ops", "system:authenticated"))
+    ca = x509.load_pem_x509_certificate(pki.ca_cert_path.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    lifetime = cert.not_valid_after_utc - datetime.now(UTC)
+    assert timedelta(hours=1, minutes=58) < lifetime <= timedelta(hours=2)
+    key = serialization.load_pem_private_key(
+        base64.b64decode(minted.user["client-key-data"]), password=None)
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
+
+
+def test_minting_without_a_ca_fails(tmp_path: Path) -> None:
+    with pytest.raises(CliError, match="no kplane CA"):
+        kubeconfig_cmd.minted_credentials(data_dir=tmp_path, user="carol", groups=[],
+                                          expires=timedelta(hours=1))
+    assert not (tmp_path / "pki").exists()
+
+
+def test_minting_an_impossible_name_fails(tmp_path: Path) -> None:
+    ensure_pki(tmp_path, hosts=[])
+    with pytest.raises(CliError, match="cannot mint a certificate"):
+        kubeconfig_cmd.minted_credentials(data_dir=tmp_path, user="x" * 65, groups=[],
+                                          expires=timedelta(hours=1))
+
+
+def test_user_flag_writes_minted_credentials(tmp_path: Path, fake_server: None,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_pki(tmp_path / "data", hosts=[])
+    source = source_config(tmp_path, server="https://h:6443/clusters/root:acme")
+    assert run_kubeconfig("team", "--kubeconfig", str(source), "--user", "dave",
+                          "--group", "qa", "--expires", "30m",
+                          "--data-dir", str(tmp_path / "data")) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    (entry,) = printed["users"]
+    assert entry["name"] == "dave"
+    assert printed["contexts"][0]["context"]["user"] == "dave"
+    cert = x509.load_pem_x509_certificate(
+        base64.b64decode(entry["user"]["client-certificate-data"]))
+    assert user_from_certificate(cert) == UserInfo(
+        name="dave", groups=("qa", "system:authenticated"))
+
+
+def test_bad_expires_flag_fails_cleanly(tmp_path: Path, fake_server: None,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_pki(tmp_path / "data", hosts=[])
+    source = source_config(tmp_path, server="https://h:6443/clusters/root:acme")
+    assert run_kubeconfig("team", "--kubeconfig", str(source), "--user", "dave",
+                          "--expires", "forever", "--data-dir", str(tmp_path / "data")) == 1
+    assert capsys.readouterr().err == \
+        "error: invalid duration 'forever': use e.g. 30m, 8h or 7d\n"

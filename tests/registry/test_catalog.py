@@ -50,11 +50,13 @@ def test_each_type_has_one_strategy_of_its_kind() -> None:
     assert type(catalog.strategy(builtin.SERVICEACCOUNTS)) is Strategy
 
 
-def test_a_type_outside_the_catalog_gets_a_default_strategy_once() -> None:
+def test_a_type_outside_the_catalog_gets_a_default_strategy_not_remembered() -> None:
     catalog = Catalog()
     widgets = ResourceType(group="example.com", version="v1", resource="widgets", kind="Widget",
                            namespaced=True)
     strategy = catalog.strategy(widgets)
     assert type(strategy) is Strategy
     assert strategy.rt is widgets
-    assert catalog.strategy(widgets) is strategy
+    # Not remembered: such types come and go with CRDs, and the catalog must not grow.
+    assert catalog.strategy(widgets) is not strategy
+    assert catalog.lookup("root", "example.com", "v1", "widgets") is None

@@ -10,17 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 
 from kplane.auth.authn import UserInfo
+from kplane.auth.authorizer import Authorizer
+from kplane.auth.pki import ensure_pki
+from kplane.auth.serviceaccounts import ServiceAccountTokens
+from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
-from kplane.registry.store import Store
+from kplane.registry.store import Store, Target
 from kplane.server.app import KplaneApp
+from kplane.server.reviews import Reviews
+from kplane.server.security import Security
 from kplane.server.tls import TLS_EXTENSION
 from kplane.server.types import Message
 from kplane.storage.cacher import Cacher
@@ -203,3 +210,108 @@ class WatchClient:
 def configmap(name: str, namespace: str = "default", **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace}, "data": data}
+
+
+def with_app(stack: Stack, **app_options: Any) -> Stack:
+    """The same store behind a new app built with ``app_options`` (security, reviews,
+    limiter, audit, resolver), for tests of the layers the plain stack leaves out."""
+    app = KplaneApp(store=stack.store, catalog=stack.catalog, server_address="127.0.0.1:6443",
+                    is_ready=lambda: stack.ready[0], **app_options)
+    return Stack(stack.backend, stack.cacher, stack.catalog, stack.store, app, stack.ready)
+
+
+def cert_user(name: str, *groups: str) -> UserInfo:
+    """A client-certificate user (always also in system:authenticated)."""
+    return UserInfo(name=name, groups=(*groups, "system:authenticated"))
+
+
+STATIC_TOKENS = {"alice-token": UserInfo(name="alice", uid="a-1", groups=("devs",))}
+
+
+async def static_token(token: str) -> UserInfo | None:
+    """A stand-in for the static token file: one known token."""
+    return STATIC_TOKENS.get(token)
+
+
+@dataclass
+class SecureStack:
+    """The stack behind an app with real authentication, RBAC and reviews."""
+
+    stack: Stack
+    authorizer: Authorizer
+    sa_tokens: ServiceAccountTokens
+    security: Security
+    reviews: Reviews
+
+    @property
+    def app(self) -> KplaneApp:
+        return self.stack.app
+
+    async def request(self, method: str, path: str, **options: Any) -> Response:
+        return await self.stack.request(method, path, **options)
+
+    async def admin_create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an object as system:masters and wait until authorization reflects it."""
+        response = await self.stack.request("POST", path, body=body)
+        assert response.status == 201, response.json()
+        created: dict[str, Any] = response.json()
+        await self.authorizer.wait_for(int(created["metadata"]["resourceVersion"]))
+        return created
+
+    async def bind(self, cluster: str, role: str, *, user: str = "", group: str = "",
+                   name: str = "") -> None:
+        """A ClusterRoleBinding of ``role`` in ``cluster`` to one user or group."""
+        subject = {"apiGroup": "rbac.authorization.k8s.io", "kind": "User" if user else "Group",
+                   "name": user or group}
+        await self.admin_create(
+            f"/clusters/{cluster}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": name or f"{role}-{user or group}".replace(":", "-")},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": role},
+             "subjects": [subject]})
+
+    async def cluster_role(self, cluster: str, name: str, rules: list[dict[str, Any]]) -> None:
+        await self.admin_create(
+            f"/clusters/{cluster}/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": name}, "rules": rules})
+
+    async def service_account(self, cluster: str, namespace: str, name: str) -> str:
+        """Create the namespace (if needed) and the ServiceAccount; return a token for it."""
+        await self.stack.request("POST", f"/clusters/{cluster}/api/v1/namespaces",
+                                 body={"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": namespace}})
+        created = await self.admin_create(
+            f"/clusters/{cluster}/api/v1/namespaces/{namespace}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})
+        token, _ = self.sa_tokens.issue(
+            cluster=cluster, namespace=namespace, name=name, uid=created["metadata"]["uid"],
+            audiences=list(self.sa_tokens.api_audiences), expiration_seconds=3600)
+        return token
+
+
+@contextlib.asynccontextmanager
+async def secured(stack: Stack, pki_dir: Path, **app_options: Any) -> AsyncIterator[SecureStack]:
+    """``stack`` served by an app with a real Authorizer, static and ServiceAccount tokens
+    (keys from ``ensure_pki(pki_dir)``) and Reviews; ``app_options`` add a limiter, audit."""
+    pki = ensure_pki(pki_dir, hosts=[])
+    sa_tokens = ServiceAccountTokens(private_key_pem=pki.sa_key_path.read_bytes(),
+                                     public_key_pem=pki.sa_pub_path.read_bytes())
+    store = stack.store
+
+    def lookup(cluster: str, namespace: str, name: str) -> str | None:
+        cached = store.get_cached(Target(builtin.SERVICEACCOUNTS, cluster, namespace, name))
+        return None if cached is None else str(orjson.loads(cached.raw)["metadata"]["uid"])
+
+    authenticators = [static_token, sa_tokens.authenticator(lookup=lookup)]
+    authorizer = Authorizer(stack.cacher)
+    await authorizer.start()
+    security = Security(authorizer=authorizer, token_authenticators=authenticators)
+    reviews = Reviews(security=security, store=store, token_authenticators=authenticators,
+                      service_account_tokens=sa_tokens)
+    try:
+        yield SecureStack(with_app(stack, security=security, reviews=reviews, **app_options),
+                          authorizer, sa_tokens, security, reviews)
+    finally:
+        await authorizer.stop()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kplane import __version__
-from kplane.cli import kubeconfig_cmd, ws
+from kplane.cli import classes, kubeconfig_cmd, ws
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     ws.register(commands)
     kubeconfig_cmd.register(commands)
+    classes.register(commands)
     return parser
 
 

@@ -89,6 +89,12 @@ LOGICAL_CLUSTERS = ResourceType(
     namespaced=False, subresources=("status",), supports_strategic_merge=False,
 )
 
+CUSTOM_RESOURCE_DEFINITIONS = ResourceType(
+    group="apiextensions.k8s.io", version="v1", resource="customresourcedefinitions",
+    kind="CustomResourceDefinition", namespaced=False, short_names=("crd", "crds"),
+    categories=("api-extensions",), subresources=("status",),
+)
+
 _CREATE_ONLY = ("create",)
 _AUTHZ = "authorization.k8s.io"
 _AUTHN = "authentication.k8s.io"
@@ -125,6 +131,6 @@ REVIEWS: tuple[ResourceType, ...] = (
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS, LIMITRANGES, RESOURCEQUOTAS,
     EVENTS_V1, LEASES, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
-    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS, *REVIEWS,
+    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS, CUSTOM_RESOURCE_DEFINITIONS, *REVIEWS,
 )
 """In discovery order: the core group first, then the named groups."""

@@ -1,13 +1,16 @@
 """Which resource types each logical cluster serves, and the Strategy of each.
 
-Today every logical cluster serves the built-in kinds. Custom resources and bound APIs will
-add per-cluster entries here; everything that asks "what does this cluster serve?"
-(routing, discovery, OpenAPI, storage decoding) asks this catalog, so they cannot disagree.
+Every logical cluster serves the built-in kinds; a cluster's Established CRDs add its own
+custom resource types (from :class:`~kplane.registry.custom_types.CustomTypeIndex`).
+Everything that asks "what does this cluster serve?" (routing, discovery, OpenAPI, storage
+decoding, namespace and workspace deletion) asks this catalog, so they cannot disagree.
+A built-in type wins over a CRD that claims the same group and resource.
 """
 
 from __future__ import annotations
 
 from kplane.registry.builtin import BUILTIN_RESOURCES, REVIEWS
+from kplane.registry.custom_types import CustomTypeIndex
 from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds import strategy_for
 from kplane.registry.resources import ResourceType
@@ -17,8 +20,9 @@ from kplane.registry.strategy import Strategy
 class Catalog:
     """The served resource types, looked up by URL parts or by storage location."""
 
-    def __init__(self) -> None:
+    def __init__(self, custom: CustomTypeIndex | None = None) -> None:
         self._builtin = BUILTIN_RESOURCES
+        self.custom = custom or CustomTypeIndex()
         self._by_url: dict[tuple[str, str, str], ResourceType] = {
             (rt.group, rt.version, rt.resource): rt for rt in self._builtin
         }
@@ -28,27 +32,57 @@ class Catalog:
         self._strategies: dict[ResourceType, Strategy] = {
             rt: strategy_for(rt) for rt in self._builtin
         }
+        self._builtin_prefixes = sorted(
+            {resource_prefix(rt) for rt in self._builtin if rt not in REVIEWS})
 
     def resources(self, cluster: str) -> tuple[ResourceType, ...]:
         """Every resource type served in one logical cluster, in discovery order."""
-        return self._builtin
+        custom = self.custom.types(cluster)
+        if not custom:
+            return self._builtin
+        return self._builtin + tuple(rt for rt, _ in custom
+                                     if (rt.group, rt.version, rt.resource) not in self._by_url)
 
     def lookup(self, cluster: str, group: str, version: str, resource: str) -> ResourceType | None:
-        return self._by_url.get((group, version, resource))
+        builtin = self._by_url.get((group, version, resource))
+        if builtin is not None:
+            return builtin
+        for rt, _ in self.custom.types(cluster):
+            if rt.group == group and rt.version == version and rt.resource == resource:
+                return rt
+        return None
 
     def group_versions(self, cluster: str) -> set[tuple[str, str]]:
         return {(rt.group, rt.version) for rt in self.resources(cluster)}
 
-    def by_storage(self, group: str, resource: str) -> ResourceType | None:
-        """The type whose objects are stored under ``/registry/<group>/<resource>/``."""
-        return self._by_storage.get((group, resource))
+    def by_storage(self, group: str, resource: str, cluster: str = "") -> ResourceType | None:
+        """The type whose objects are stored under ``/registry/<group>/<resource>/``
+        (for custom resources, the storage version's type in that cluster)."""
+        builtin = self._by_storage.get((group, resource))
+        if builtin is not None or not cluster:
+            return builtin
+        fallback = None
+        for rt, strategy in self.custom.types(cluster):
+            if rt.group == group and rt.resource == resource:
+                if strategy.storage_api_version == rt.api_version:
+                    return rt
+                fallback = fallback or rt
+        return fallback
 
-    def storage_prefixes(self) -> list[str]:
-        """Every ``/registry/<group>/<resource>/`` prefix objects may be stored under."""
-        return sorted({resource_prefix(rt) for rt in self._builtin if rt not in REVIEWS})
+    def storage_prefixes(self, cluster: str = "") -> list[str]:
+        """Every ``/registry/<group>/<resource>/`` prefix objects may be stored under:
+        the built-in ones, plus the custom resources of ``cluster`` when given."""
+        if not cluster:
+            return self._builtin_prefixes
+        custom = {resource_prefix(rt) for rt, _ in self.custom.types(cluster)}
+        return sorted(set(self._builtin_prefixes) | custom)
 
     def strategy(self, rt: ResourceType) -> Strategy:
         strategy = self._strategies.get(rt)
-        if strategy is None:
-            strategy = self._strategies[rt] = strategy_for(rt)
-        return strategy
+        if strategy is not None:
+            return strategy
+        for known, custom_strategy in self.custom.types(rt.cluster):
+            if known == rt:
+                return custom_strategy
+        # A type no index knows (its CRD just went away): plain rules, not remembered.
+        return strategy_for(rt)

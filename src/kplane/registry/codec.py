@@ -51,7 +51,8 @@ class CacheDecoder:
         meta = obj["metadata"]
         labels = meta.get("labels") or {}
         fields: dict[str, str]
-        rt = self._catalog.by_storage(parsed.group, parsed.resource) if parsed else None
+        rt = (self._catalog.by_storage(parsed.group, parsed.resource, parsed.cluster)
+              if parsed else None)
         if rt is not None:
             fields = self._catalog.strategy(rt).selectable_fields(obj)
         else:

@@ -40,6 +40,9 @@ class ResourceType:
     selectable_fields: tuple[str, ...] = ()
     # Strategic merge patch is only defined for kinds with a Go struct upstream.
     supports_strategic_merge: bool = True
+    # Custom resource types belong to the logical cluster whose CRD defines them; built-in
+    # types ('') are the same in every cluster.
+    cluster: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -117,7 +117,7 @@ class Store:
         nothing in it may hold it back. Returns how many objects were deleted."""
         deleted = 0
         last_revision = 0
-        for prefix in self.catalog.storage_prefixes():
+        for prefix in self.catalog.storage_prefixes(cluster):
             for cached in self.cacher.list(f"{prefix}{cluster}/"):
                 try:
                     kv = await self.backend.delete(cached.key)
@@ -320,7 +320,7 @@ class Store:
                       ) -> None:
         result = fieldcheck.check_fields(obj, strategy.schema,
                                          prune=options.field_validation != "Strict")
-        if result.type_errors:
+        if result.type_errors and strategy.type_errors_are_bad_requests:
             rt = strategy.rt
             detail = "; ".join(c.message if not c.field else f"{c.field}: {c.message}"
                                for c in result.type_errors)
@@ -411,7 +411,8 @@ class Store:
         for _attempt in range(_GENERATE_NAME_RETRIES):
             key = self._key(target, obj["metadata"]["name"])
             try:
-                kv = await self.backend.create(key, encode_for_storage(obj))
+                stored = encode_for_storage(strategy.storage_form(obj))
+                kv = await self.backend.create(key, stored)
             except KeyExistsError:
                 if not generate:
                     raise errors.already_exists(rt.resource, rt.group,
@@ -427,18 +428,23 @@ class Store:
             f"{meta.get('generateName')!r}; try again",
         )
 
+    def _encode(self, rt: ResourceType, obj: Mapping[str, Any]) -> bytes:
+        return encode_for_storage(self.catalog.strategy(rt).storage_form(obj))
+
     async def _current(self, target: Target) -> tuple[dict[str, Any], int] | None:
         """The live object and its mod revision, straight from the backend."""
         kv = await self.backend.get(self._key(target))
         if kv is None:
             return None
-        return decode_stored(kv.value, kv.mod_revision), kv.mod_revision
+        obj = decode_stored(kv.value, kv.mod_revision)
+        return self.catalog.strategy(target.rt).reading_form(obj), kv.mod_revision
 
     async def _cached_current(self, target: Target) -> tuple[dict[str, Any], int] | None:
         cached = self.cacher.get(self._key(target))
         if cached is None:
             return await self._current(target)
-        return decode_stored_raw(cached.raw), cached.revision
+        obj = decode_stored_raw(cached.raw)
+        return self.catalog.strategy(target.rt).reading_form(obj), cached.revision
 
     async def update(self, target: Target, body: Any, options: WriteOptions, *,
                      subresource: str = "") -> dict[str, Any]:
@@ -617,7 +623,7 @@ class Store:
             new["metadata"]["resourceVersion"] = str(kv.mod_revision)
             return new
         try:
-            kv = await self.backend.update(key, encode_for_storage(new),
+            kv = await self.backend.update(key, encode_for_storage(strategy.storage_form(new)),
                                            expected_mod_revision=revision)
         except KeyNotFoundError:
             raise errors.not_found(rt.resource, rt.group, target.name) from None
@@ -660,7 +666,7 @@ class Store:
                     return updated, False
                 try:
                     kv = await self.backend.update(self._key(target),
-                                                   encode_for_storage(updated),
+                                                   self._encode(rt, updated),
                                                    expected_mod_revision=revision)
                 except ConflictError:
                     continue

@@ -56,6 +56,8 @@ class Strategy:
     has_status_subresource = False
     # Custom resources bump metadata.generation on every change outside metadata and status.
     tracks_generation = False
+    # Built-in kinds refuse wrongly typed fields with 400 (upstream's decoding error).
+    type_errors_are_bad_requests = True
 
     def __init__(self, rt: ResourceType, schema: TypeNode | None = None) -> None:
         self.rt = rt
@@ -63,6 +65,22 @@ class Strategy:
 
     def published_schema(self) -> tuple[str, Mapping[str, Any]] | None:
         """(definition name, schema) for /openapi/v3 when the kind is not an upstream one."""
+        return None
+
+    def storage_form(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The object as it is stored (custom resources: under the storage version)."""
+        return obj
+
+    def reading_form(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A stored object as this resource type serves it (in place)."""
+        return obj
+
+    def read_bytes(self, raw: bytes) -> bytes:
+        """Cached bytes as this resource type serves them; the same bytes for built-ins."""
+        return raw
+
+    def printer_columns_for_table(self) -> list[Mapping[str, Any]] | None:
+        """additionalPrinterColumns for ``kubectl get`` (None: the kind's own printer)."""
         return None
 
     def prepare_for_create(self, obj: dict[str, Any]) -> None:

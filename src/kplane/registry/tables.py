@@ -26,6 +26,7 @@ from typing import Any
 from kplane.apimachinery.builtin_schemas import definitions
 from kplane.apimachinery.errors import bad_request
 from kplane.registry.resources import ResourceType
+from kplane.registry.strategy import Strategy
 
 Obj = Mapping[str, Any]
 Document = dict[str, Any]
@@ -775,3 +776,21 @@ def _literal(text: str, expression: str) -> Any:
         return float(text)
     except ValueError as error:
         raise bad_request(f"unsupported JSONPath {expression!r}") from error
+
+
+def table_for_kind(
+    strategy: Strategy,
+    objects: Iterable[Obj],
+    *,
+    include_object: str = "Metadata",
+    list_meta: Mapping[str, Any] | None = None,
+    with_column_definitions: bool = True,
+) -> Document:
+    """The Table of any served kind: a CRD's printer columns, else the kind's own printer."""
+    columns = strategy.printer_columns_for_table()
+    if columns is not None:
+        return table_for_printer_columns(
+            columns, objects, include_object=include_object, list_meta=list_meta,
+            with_column_definitions=with_column_definitions)
+    return table_for(strategy.rt, objects, include_object=include_object, list_meta=list_meta,
+                     with_column_definitions=with_column_definitions)

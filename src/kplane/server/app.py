@@ -71,6 +71,7 @@ class KplaneApp:
         resource = ""
         info: RequestInfo | None = None
         user: UserInfo | None = None
+        impersonated: UserInfo | None = None
         workspace = ""
         try:
             request = Request(scope, receive)
@@ -78,15 +79,18 @@ class KplaneApp:
                                  watch=query_flag(request.query.get("watch")))
             verb, resource = info.verb or request.method.lower(), info.resource
             with self.limiter.admit(info.verb if info.is_resource_request else "get"):
+                workspace = info.cluster
                 user = await self.security.authenticate(
                     certificate_user=certificate_user(scope), headers=scope["headers"],
                     path=info.path)
-                workspace = info.cluster
                 info = self._resolve_cluster(info, user)
+                acting = user
                 if user is not None:
-                    user = self.security.impersonate(user, scope["headers"], info.cluster)
-                    self.security.check(user, info, request.method, workspace=workspace)
-                request.user = user
+                    acting = self.security.impersonate(user, scope["headers"], info.cluster)
+                    # The audit log names both who asked and whom they acted as.
+                    impersonated = acting if acting is not user else None
+                    self.security.check(acting, info, request.method, workspace=workspace)
+                request.user = acting
                 if info.is_resource_request:
                     await self.resources.handle(request, info, state.send)
                 else:
@@ -116,17 +120,20 @@ class KplaneApp:
                 metrics.observe_request(verb=verb, resource=resource, code=state.status,
                                         seconds=time.perf_counter() - started)
             if self.audit is not None:
-                self._audit(scope, info, user, state.status, received, workspace)
+                self._audit(scope, info, user, impersonated, state.status, received,
+                            workspace)
 
     def _audit(self, scope: Scope, info: RequestInfo | None, user: UserInfo | None,
-               code: int, received: float, workspace: str) -> None:
+               impersonated: UserInfo | None, code: int, received: float,
+               workspace: str) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
         uri = scope.get("path", "") + (f"?{query}" if query else "")
         client = scope.get("client") or ("", 0)
         agent = next((v.decode("latin-1") for k, v in scope["headers"]
                       if k.lower() == b"user-agent"), "")
         assert self.audit is not None
-        self.audit.record(info=info, user=user, method=scope.get("method", ""), uri=uri,
+        self.audit.record(info=info, user=user, impersonated_user=impersonated,
+                          method=scope.get("method", ""), uri=uri,
                           code=code, source_ip=str(client[0]), user_agent=agent,
                           received=received, workspace=workspace)
 

@@ -35,7 +35,7 @@ class AuditLog:
 
     def record(self, *, info: RequestInfo | None, user: UserInfo | None, method: str,
                uri: str, code: int, source_ip: str, user_agent: str, received: float,
-               workspace: str) -> None:
+               workspace: str, impersonated_user: UserInfo | None = None) -> None:
         event: dict[str, Any] = {
             "kind": "Event",
             "apiVersion": "audit.k8s.io/v1",
@@ -44,7 +44,7 @@ class AuditLog:
             "stage": "ResponseComplete",
             "requestURI": uri,
             "verb": (info.verb if info is not None and info.verb else method.lower()),
-            "user": ({"username": user.name, "groups": list(user.groups)} if user is not None
+            "user": (user.to_dict() if user is not None
                      else {"username": "system:anonymous", "groups": ["system:unauthenticated"]}),
             "sourceIPs": [source_ip] if source_ip else [],
             "userAgent": user_agent,
@@ -54,6 +54,8 @@ class AuditLog:
             "annotations": {"kcp.io/cluster": info.cluster if info is not None else "",
                             "kcp.io/path": workspace},
         }
+        if impersonated_user is not None:
+            event["impersonatedUser"] = impersonated_user.to_dict()
         if info is not None and info.is_resource_request:
             ref = {"resource": info.resource, "namespace": info.namespace, "name": info.name,
                    "apiGroup": info.group, "apiVersion": info.version,

@@ -22,6 +22,7 @@ from kplane.server.http import Request, send_bytes
 from kplane.server.request_info import RequestInfo
 from kplane.server.types import Send
 
+_MAX_CACHED_DOCUMENTS = 1024
 _MAJOR, _MINOR, _PATCH = KUBERNETES_VERSION.lstrip("v").split(".")
 
 
@@ -64,6 +65,9 @@ class NonResourceHandler:
             document = build()
             if document is None:
                 raise errors.plain_not_found()
+            if len(self._documents) >= _MAX_CACHED_DOCUMENTS:
+                # Workspaces with CRDs each have their own documents; keep the cache bounded.
+                self._documents.clear()
             body = self._documents[key] = orjson.dumps(document)
         return body
 

@@ -36,7 +36,7 @@ from kplane.registry.store import (
     Store,
     Target,
 )
-from kplane.registry.tables import table_for
+from kplane.registry.tables import table_for_kind
 from kplane.server import negotiation
 from kplane.server.body import decode_body, media_type
 from kplane.server.http import Request, query_flag, send_bytes, warning_headers
@@ -210,7 +210,8 @@ class ResourceHandler:
             parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
             # Like upstream's table convertor, a one-object Table carries its version.
             list_meta = {"resourceVersion": parsed.get("metadata", {}).get("resourceVersion", "")}
-            table = table_for(rt, [parsed], include_object=request.query.get(
+            table = table_for_kind(self._catalog.strategy(rt), [parsed],
+                                   include_object=request.query.get(
                 "includeObject", "Metadata"), list_meta=list_meta)
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             body = orjson.dumps(table)
@@ -227,7 +228,8 @@ class ResourceHandler:
     async def _get(self, request: Request, target: Target, send: Send) -> None:
         cached = await self._store.get(
             target, resource_version=request.query.get("resourceVersion", ""))
-        await self._respond(send, request, target.rt, 200, cached.raw)
+        strategy = self._catalog.strategy(target.rt)
+        await self._respond(send, request, target.rt, 200, strategy.read_bytes(cached.raw))
 
     async def _list(self, request: Request, target: Target, send: Send) -> None:
         rt = target.rt
@@ -239,15 +241,17 @@ class ResourceHandler:
             if result.remaining is not None:
                 list_meta["remainingItemCount"] = result.remaining
         if representation.table_version:
-            objects = [orjson.loads(o.raw) for o in result.items]
-            table = table_for(rt, objects, include_object=request.query.get(
+            strategy = self._catalog.strategy(rt)
+            objects = [strategy.reading_form(orjson.loads(o.raw)) for o in result.items]
+            table = table_for_kind(strategy, objects, include_object=request.query.get(
                 "includeObject", "Metadata"), list_meta=list_meta)
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             await send_bytes(send, 200, orjson.dumps(table))
             return
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
                              "metadata": list_meta})
-        body = head[:-1] + b',"items":[' + b",".join(o.raw for o in result.items) + b"]}"
+        read = self._catalog.strategy(rt).read_bytes
+        body = head[:-1] + b',"items":[' + b",".join(read(o.raw) for o in result.items) + b"]}"
         if representation.media_type == negotiation.YAML:
             body = yaml.safe_dump(orjson.loads(body), sort_keys=False).encode()
             await send_bytes(send, 200, body, content_type=b"application/yaml")
@@ -287,6 +291,7 @@ class ResourceHandler:
             table_version=representation.table_version,
             include_object=query.get("includeObject", "Metadata"), bookmarks=bookmarks,
             timeout=None if timeout is None else float(min(timeout, _MAX_TIMEOUT_SECONDS)),
+            strategy=self._catalog.strategy(target.rt),
         )
         try:
             start = await self._store.watch(target, options, send_initial_events=send_initial)

@@ -27,6 +27,7 @@ from kplane.auth.pki import ensure_pki
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.auth.tokens import StaticTokenFile
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
+from kplane.controllers.crd import CustomResourceDefinitionController
 from kplane.controllers.expiry import ExpiryController
 from kplane.controllers.namespace import NamespaceController
 from kplane.controllers.workspace import WorkspaceController
@@ -125,6 +126,7 @@ async def serve(options: ServeOptions) -> None:
     catalog = Catalog()
     cacher = Cacher(backend, CacheDecoder(catalog))
     await cacher.start()
+    await catalog.custom.start(cacher)
     host = _url_host(options.bind_address)
     server_url = f"https://{host}:{options.secure_port}"
     resolver = ClusterResolver(cacher)
@@ -141,6 +143,8 @@ async def serve(options: ServeOptions) -> None:
     compaction = CompactionController(backend=backend,
                                       interval_seconds=options.compaction_interval_seconds)
     expiry = ExpiryController(store=store)
+    crds = CustomResourceDefinitionController(store=store, catalog=catalog)
+    await crds.start()
     await namespaces.start()
     await workspaces.start()
     await expiry.start()
@@ -181,6 +185,8 @@ async def serve(options: ServeOptions) -> None:
             audit.close()
         await compaction.stop()
         await expiry.stop()
+        await crds.stop()
+        await catalog.custom.stop()
         await workspaces.stop()
         await namespaces.stop()
         await cacher.stop()

@@ -21,7 +21,8 @@ import orjson
 from kplane.apimachinery.errors import StatusError
 from kplane.registry.resources import ResourceType
 from kplane.registry.store import WatchStart
-from kplane.registry.tables import table_for
+from kplane.registry.strategy import Strategy
+from kplane.registry.tables import table_for_kind
 from kplane.server.types import Receive, Send
 from kplane.storage.cacher import CachedObject, CacheEvent
 
@@ -46,8 +47,10 @@ class WatchStream:
 
     def __init__(self, *, rt: ResourceType, send: Send, receive: Receive,
                  table_version: str = "", include_object: str = "Metadata",
-                 bookmarks: bool = False, timeout: float | None = None) -> None:
+                 bookmarks: bool = False, timeout: float | None = None,
+                 strategy: Strategy | None = None) -> None:
         self._rt = rt
+        self._strategy = strategy or Strategy(rt)
         self._send = send
         self._receive = receive
         self._table_version = table_version
@@ -69,13 +72,14 @@ class WatchStream:
 
     def _encode(self, event_type: str, cached: CachedObject) -> bytes:
         if not self._table_version:
-            return _frame(event_type, cached.raw)
-        return _frame(event_type, self._table_bytes(orjson.loads(cached.raw)))
+            return _frame(event_type, self._strategy.read_bytes(cached.raw))
+        obj = self._strategy.reading_form(orjson.loads(cached.raw))
+        return _frame(event_type, self._table_bytes(obj))
 
     def _table_bytes(self, obj: dict[str, Any]) -> bytes:
         # Like upstream's table convertor, a one-object Table carries that object's version.
         list_meta = {"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")}
-        table = table_for(self._rt, [obj], include_object=self._include_object,
+        table = table_for_kind(self._strategy, [obj], include_object=self._include_object,
                           list_meta=list_meta, with_column_definitions=not self._columns_sent)
         table["apiVersion"] = f"meta.k8s.io/{self._table_version}"
         self._columns_sent = True
@@ -84,7 +88,9 @@ class WatchStream:
     def _event_frame(self, event: CacheEvent) -> bytes:
         if self._table_version and not self._columns_sent:
             return self._encode(event.type, event.obj)
-        memo_key = f"{event.type}:{self._table_version}:{self._include_object}"
+        # Watchers of another version of the same custom resource see other bytes.
+        memo_key = (f"{event.type}:{self._rt.api_version}:{self._table_version}:"
+                    f"{self._include_object}")
         frame = event.memo.get(memo_key)
         if frame is None:
             frame = event.memo[memo_key] = self._encode(event.type, event.obj)

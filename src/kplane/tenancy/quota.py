@@ -38,7 +38,7 @@ class ObjectCountQuota:
 
     def count(self, cluster: str) -> int:
         return sum(self._cacher.count(f"{prefix}{cluster}/")
-                   for prefix in self._catalog.storage_prefixes())
+                   for prefix in self._catalog.storage_prefixes(cluster))
 
     async def admit_create(self, *, rt: ResourceType, cluster: str,
                            obj: dict[str, Any]) -> None:

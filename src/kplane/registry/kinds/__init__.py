@@ -10,6 +10,7 @@ from kplane.registry.kinds.core import (
     ResourceQuotaStrategy,
     SecretStrategy,
 )
+from kplane.registry.kinds.custom import CustomResourceDefinitionStrategy
 from kplane.registry.kinds.rbac import BindingStrategy, RoleStrategy
 from kplane.registry.kinds.tenancy import (
     LogicalClusterStrategy,
@@ -33,6 +34,7 @@ _STRATEGY_CLASSES: dict[ResourceType, type[Strategy]] = {
     builtin.WORKSPACES: WorkspaceStrategy,
     builtin.WORKSPACE_TYPES: WorkspaceTypeStrategy,
     builtin.LOGICAL_CLUSTERS: LogicalClusterStrategy,
+    builtin.CUSTOM_RESOURCE_DEFINITIONS: CustomResourceDefinitionStrategy,
 }
 
 

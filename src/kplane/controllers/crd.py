@@ -1,0 +1,196 @@
+"""CustomResourceDefinitions: accept names, establish, and clean up on deletion.
+
+For a new or changed CRD the controller checks its names against the other CRDs and the
+built-in kinds of the same logical cluster (the first holder keeps a name), then sets the
+``NamesAccepted`` and ``Established`` conditions, ``acceptedNames`` and ``storedVersions``.
+Once Established, the catalog serves the kind in that cluster only. Deleting a CRD (held
+by the ``customresourcecleanup.apiextensions.k8s.io`` finalizer) deletes every object of
+the kind in that cluster first, then lets the CRD go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from kplane.apimachinery.errors import StatusError
+from kplane.registry import builtin
+from kplane.registry.catalog import Catalog
+from kplane.registry.custom_types import CRD_PREFIX, is_established, storage_version
+from kplane.registry.keys import parse_key
+from kplane.registry.kinds.custom import CLEANUP_FINALIZER
+from kplane.registry.options import WriteOptions
+from kplane.registry.store import Store, Target
+from kplane.storage.backend import KeyNotFoundError
+from kplane.storage.cacher import CachedObject
+
+log = logging.getLogger(__name__)
+
+MANAGER = "apiextensions-controller"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
+    return {"type": kind, "status": "True" if status else "False", "reason": reason,
+            "message": message, "lastTransitionTime": _now()}
+
+
+def _claimed_names(spec: dict[str, Any]) -> set[str]:
+    names = spec.get("names") or {}
+    claimed = {str(names.get("plural", "")), str(names.get("singular", "")),
+               str(names.get("kind", "")).lower()}
+    claimed |= {str(s) for s in names.get("shortNames") or []}
+    return {c for c in claimed if c}
+
+
+class CustomResourceDefinitionController:
+    def __init__(self, *, store: Store, catalog: Catalog) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queued: set[tuple[str, str]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._options = WriteOptions(field_manager=MANAGER)
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._follow(), name="crd-watch"),
+                       asyncio.create_task(self._work(), name="crd-worker")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self) -> None:
+        while True:
+            cacher = self._store.cacher
+            try:
+                for cached in cacher.list(CRD_PREFIX):
+                    self._enqueue(cached)
+                watcher = cacher.watch(CRD_PREFIX, after_revision=cacher.revision)
+            except Exception:
+                log.exception("cannot watch CRDs yet; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                async for event in watcher:
+                    if event.type != "DELETED":
+                        self._enqueue(event.obj)
+            finally:
+                watcher.close()
+            await asyncio.sleep(0.05)
+
+    def _enqueue(self, cached: CachedObject) -> None:
+        parsed = parse_key(cached.key)
+        if parsed is None:
+            return
+        item = (parsed.cluster, parsed.name)
+        if item not in self._queued:
+            self._queued.add(item)
+            self._queue.put_nowait(item)
+
+    async def _work(self) -> None:
+        while True:
+            cluster, name = await self._queue.get()
+            self._queued.discard((cluster, name))
+            try:
+                await self.reconcile(cluster, name)
+            except Exception:
+                log.exception("reconciling CRD %s in %s failed; retrying", name, cluster)
+                asyncio.get_running_loop().call_later(1.0, self._requeue, cluster, name)
+
+    def _requeue(self, cluster: str, name: str) -> None:
+        if (cluster, name) not in self._queued:
+            self._queued.add((cluster, name))
+            self._queue.put_nowait((cluster, name))
+
+    async def reconcile(self, cluster: str, name: str) -> None:
+        target = Target(builtin.CUSTOM_RESOURCE_DEFINITIONS, cluster, "", name)
+        cached = self._store.get_cached(target)
+        if cached is None:
+            return
+        crd: dict[str, Any] = orjson.loads(cached.raw)
+        if crd["metadata"].get("deletionTimestamp"):
+            await self._clean_up(target, crd)
+            return
+        spec = crd.get("spec") or {}
+        conflict = self._name_conflict(cluster, name, spec)
+        status = crd.get("status") or {}
+        accepted = conflict is None
+        if is_established(crd) and accepted and status.get("acceptedNames") == spec.get("names"):
+            return
+
+        def with_status(current: dict[str, Any]) -> dict[str, Any]:
+            current_spec = current.get("spec") or {}
+            new_status = dict(current.get("status") or {})
+            if accepted:
+                new_status["acceptedNames"] = current_spec.get("names")
+                new_status["conditions"] = [
+                    _condition("NamesAccepted", True, "NoConflicts", "no conflicts found"),
+                    _condition("Established", True, "InitialNamesAccepted",
+                               "the initial names have been accepted"),
+                ]
+                stored = storage_version(current_spec)
+                versions = list(new_status.get("storedVersions") or [])
+                if stored and stored not in versions:
+                    versions.append(stored)
+                new_status["storedVersions"] = versions
+            else:
+                new_status["conditions"] = [
+                    _condition("NamesAccepted", False, "NameConflict", str(conflict)),
+                    _condition("Established", False, "NotAccepted", "not all names are accepted"),
+                ]
+            current["status"] = new_status
+            return current
+
+        with contextlib.suppress(StatusError):
+            await self._store.update_with(target, with_status, self._options,
+                                          subresource="status")
+
+    def _name_conflict(self, cluster: str, name: str, spec: dict[str, Any]) -> str | None:
+        group = str(spec.get("group", ""))
+        plural = str((spec.get("names") or {}).get("plural", ""))
+        for rt in builtin.BUILTIN_RESOURCES:
+            if rt.group == group and rt.resource == plural:
+                return f'"{plural}" is already in use by a built-in resource'
+        wanted = _claimed_names(spec)
+        prefix = f"{CRD_PREFIX}{cluster}/"
+        for other in self._store.cacher.list(prefix):
+            if other.name == name:
+                continue
+            crd = orjson.loads(other.raw)
+            other_spec = crd.get("spec") or {}
+            if other_spec.get("group") != group or not is_established(crd):
+                continue
+            clash = wanted & _claimed_names(other_spec)
+            if clash:
+                return (f"{', '.join(sorted(clash))} already in use by "
+                        f'CustomResourceDefinition "{other.name}"')
+        return None
+
+    async def _clean_up(self, target: Target, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        prefix = (f"/registry/{spec.get('group', '')}/"
+                  f"{(spec.get('names') or {}).get('plural', '')}/{target.cluster}/")
+        for cached in self._store.cacher.list(prefix):
+            with contextlib.suppress(KeyNotFoundError):
+                await self._store.backend.delete(cached.key)
+
+        def without_finalizer(current: dict[str, Any]) -> dict[str, Any]:
+            meta = current["metadata"]
+            meta["finalizers"] = [f for f in meta.get("finalizers") or []
+                                  if f != CLEANUP_FINALIZER]
+            return current
+
+        with contextlib.suppress(StatusError):
+            await self._store.update_with(target, without_finalizer, self._options)

@@ -1,0 +1,146 @@
+"""Custom resource types: what each logical cluster's Established CRDs add to its API.
+
+The index follows the CustomResourceDefinitions of every logical cluster through one watch
+on the cache. For each CRD whose ``Established`` condition is true it keeps one
+:class:`ResourceType` per served version (tagged with the cluster, since two workspaces may
+define the same group and plural with different schemas) and a Strategy built from that
+version's schema. Clusters without CRDs have no entry at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from kplane.registry.keys import parse_key
+from kplane.registry.kinds.custom import CustomResourceStrategy
+from kplane.registry.resources import ALL_VERBS, ResourceType
+from kplane.storage.cacher import CachedObject, Cacher
+
+log = logging.getLogger(__name__)
+
+CRD_PREFIX = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
+
+
+def is_established(crd: Mapping[str, Any]) -> bool:
+    for condition in (crd.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == "Established":
+            return condition.get("status") == "True"
+    return False
+
+
+def storage_version(spec: Mapping[str, Any]) -> str:
+    for version in spec.get("versions") or []:
+        if isinstance(version, Mapping) and version.get("storage"):
+            return str(version.get("name", ""))
+    return ""
+
+
+def resource_types_for(crd: Mapping[str, Any], cluster: str,
+                       ) -> list[tuple[ResourceType, CustomResourceStrategy]]:
+    """The served versions of one CRD as resource types with their strategies."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = str(spec.get("group", ""))
+    stored = storage_version(spec)
+    found: list[tuple[ResourceType, CustomResourceStrategy]] = []
+    for version in spec.get("versions") or []:
+        if not isinstance(version, Mapping) or not version.get("served"):
+            continue
+        subresources = version.get("subresources") or {}
+        rt = ResourceType(
+            group=group, version=str(version.get("name", "")),
+            resource=str(names.get("plural", "")), kind=str(names.get("kind", "")),
+            namespaced=spec.get("scope") == "Namespaced",
+            singular=str(names.get("singular", "")),
+            short_names=tuple(names.get("shortNames") or ()),
+            categories=tuple(names.get("categories") or ()),
+            verbs=ALL_VERBS,
+            subresources=tuple(s for s in ("status", "scale") if s in subresources),
+            selectable_fields=tuple(
+                str(f.get("jsonPath", "")).lstrip(".")
+                for f in version.get("selectableFields") or [] if isinstance(f, Mapping)),
+            supports_strategic_merge=False,
+            cluster=cluster,
+        )
+        found.append((rt, CustomResourceStrategy(rt, version=version,
+                                                 storage_version=stored)))
+    return found
+
+
+class CustomTypeIndex:
+    """Established CRDs of every logical cluster, as resource types."""
+
+    def __init__(self) -> None:
+        self._by_cluster: dict[str, dict[str, list[tuple[ResourceType,
+                                                         CustomResourceStrategy]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[str], None]] = []
+        self.revision = 0
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(cluster)`` whenever a cluster's custom types change."""
+        self._listeners.append(listener)
+
+    def types(self, cluster: str) -> list[tuple[ResourceType, CustomResourceStrategy]]:
+        crds = self._by_cluster.get(cluster)
+        if not crds:
+            return []
+        return [entry for entries in crds.values() for entry in entries]
+
+    def apply(self, cached: CachedObject, *, deleted: bool) -> None:
+        parsed = parse_key(cached.key)
+        if parsed is None:
+            return
+        crds = self._by_cluster.setdefault(parsed.cluster, {})
+        before = crds.get(parsed.name)
+        if deleted:
+            crds.pop(parsed.name, None)
+        else:
+            crd = orjson.loads(cached.raw)
+            if is_established(crd):
+                crds[parsed.name] = resource_types_for(crd, parsed.cluster)
+            else:
+                crds.pop(parsed.name, None)
+        if not crds:
+            self._by_cluster.pop(parsed.cluster, None)
+        self.revision = max(self.revision, cached.revision)
+        if before != crds.get(parsed.name):
+            for listener in self._listeners:
+                listener(parsed.cluster)
+
+    async def start(self, cacher: Cacher) -> None:
+        for cached in cacher.list(CRD_PREFIX):
+            self.apply(cached, deleted=False)
+        self._task = asyncio.create_task(self._follow(cacher), name="crd-index")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self, cacher: Cacher) -> None:
+        after = cacher.revision
+        while True:
+            try:
+                watcher = cacher.watch(CRD_PREFIX, after_revision=after)
+            except Exception:
+                log.exception("cannot watch CRDs; reloading")
+                await asyncio.sleep(0.5)
+                for cached in cacher.list(CRD_PREFIX):
+                    self.apply(cached, deleted=False)
+                after = cacher.revision
+                continue
+            try:
+                async for event in watcher:
+                    self.apply(event.obj, deleted=event.type == "DELETED")
+                    after = event.obj.revision
+            finally:
+                watcher.close()
+            await asyncio.sleep(0.05)

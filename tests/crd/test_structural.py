@@ -1,0 +1,147 @@
+"""Tests for kplane.crd.structural: real-world CRDs accepted, each violation named."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kplane.crd.structural import check_crd_spec
+
+TESTDATA = Path("/work/shared/testdata/crds")
+CRD_FILES = sorted([*TESTDATA.glob("gateway-api/crds/*.yaml"),
+                    *TESTDATA.glob("cert-manager/*.yaml")])
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return next(d for d in yaml.safe_load_all(path.read_text()) if d)
+
+
+@pytest.mark.parametrize("path", CRD_FILES, ids=lambda p: p.name)
+def test_real_world_crds_are_accepted(path: Path) -> None:
+    crd = _load(path)
+    assert check_crd_spec(crd["spec"], name=crd["metadata"]["name"]) == []
+
+
+def _crd(schema: dict[str, Any] | None = None, **version: Any) -> dict[str, Any]:
+    spec_schema = schema or {"type": "object", "properties": {"spec": {"type": "object"}}}
+    return {
+        "group": "example.com",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                  "listKind": "WidgetList"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": spec_schema}, **version}],
+    }
+
+
+def _fields(spec: dict[str, Any], name: str = "widgets.example.com") -> dict[str, str]:
+    return {c.field: c.message for c in check_crd_spec(spec, name=name)}
+
+
+def _with_spec(node: dict[str, Any]) -> dict[str, Any]:
+    return _crd({"type": "object", "properties": {"spec": node}})
+
+
+ROOT = "spec.versions[0].schema.openAPIV3Schema"
+
+
+def test_minimal_crd_is_valid() -> None:
+    assert check_crd_spec(_crd(), name="widgets.example.com") == []
+
+
+def test_name_must_be_plural_dot_group() -> None:
+    assert _fields(_crd(), name="gadgets.example.com") == {
+        "metadata.name": 'Invalid value: "gadgets.example.com": '
+                         'must be spec.names.plural+"."+spec.group'}
+
+
+def test_scope_and_versions() -> None:
+    spec = _crd()
+    spec["scope"] = "Global"
+    spec["versions"][0]["storage"] = False
+    causes = _fields(spec)
+    assert causes["spec.scope"].startswith('Unsupported value: "Global"')
+    assert "exactly one version marked as storage" in causes["spec.versions"]
+
+
+def test_schema_required() -> None:
+    spec = _crd()
+    del spec["versions"][0]["schema"]
+    assert _fields(spec) == {f"{ROOT}": "Required value: schemas are required"}
+
+
+@pytest.mark.parametrize(("node", "field", "fragment"), [
+    ({"type": "object", "properties": {"x": {}}}, "properties[spec].properties[x].type",
+     "must not be empty"),
+    ({"type": "object", "$ref": "#/x"}, "properties[spec].$ref", "not supported"),
+    ({"type": "object", "patternProperties": {}}, "properties[spec].patternProperties",
+     "not supported"),
+    ({"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+     "properties[spec].uniqueItems", "uniqueItems cannot be set to true"),
+    ({"type": "object", "additionalProperties": False},
+     "properties[spec].additionalProperties", "cannot be set to false"),
+    ({"type": "object", "properties": {"a": {"type": "string"}},
+      "additionalProperties": {"type": "string"}},
+     "properties[spec].additionalProperties", "mutual exclusive"),
+    ({"type": "array", "x-kubernetes-list-type": "map", "items": {"type": "object",
+      "properties": {"name": {"type": "string"}}}},
+     "properties[spec].x-kubernetes-list-map-keys", "must not be empty"),
+    ({"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+      "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+     "properties[spec].x-kubernetes-list-map-keys[0]", "must be required or have a default"),
+    ({"type": "string", "x-kubernetes-validations": [{"rule": "nope(self)"}]},
+     "properties[spec].x-kubernetes-validations[0].rule", "undeclared reference to 'nope'"),
+    ({"type": "string", "default": 5}, "properties[spec].default", "must be of type string"),
+    ({"type": "string", "maxLength": 2, "default": "abc"}, "properties[spec].default",
+     "must have at most 2 bytes"),
+])
+def test_structural_violations_are_named(node: dict[str, Any], field: str, fragment: str) -> None:
+    causes = _fields(_with_spec(node))
+    assert f"{ROOT}.{field}" in causes, causes
+    assert fragment in causes[f"{ROOT}.{field}"]
+
+
+def test_transition_rule_under_atomic_list_is_refused() -> None:
+    node = {"type": "array", "items": {"type": "string",
+                                       "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}
+    causes = _fields(_with_spec(node))
+    assert "oldSelf cannot be used on the uncorrelatable portion" in causes[
+        f"{ROOT}.properties[spec].items.x-kubernetes-validations[0].rule"]
+
+
+def test_metadata_only_name_constraints() -> None:
+    schema = {"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 10}, "labels": {"type": "object"}}}}}
+    causes = _fields(_crd(schema))
+    assert list(causes) == [f"{ROOT}.properties[metadata].properties[labels]"]
+
+
+def test_webhook_conversion_unsupported() -> None:
+    spec = _crd()
+    spec["conversion"] = {"strategy": "Webhook"}
+    assert "spec.conversion.strategy" in _fields(spec)
+
+
+def test_printer_columns_and_selectable_fields_and_scale() -> None:
+    schema = {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"replicas": {"type": "integer"},
+                                                  "color": {"type": "string"},
+                                                  "tags": {"type": "array",
+                                                           "items": {"type": "string"}}}},
+        "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}
+    spec = _crd(copy.deepcopy(schema),
+                additionalPrinterColumns=[{"name": "C", "type": "color",
+                                           "jsonPath": ".spec.color"}],
+                selectableFields=[{"jsonPath": ".spec.color"}, {"jsonPath": ".spec.tags"},
+                                  {"jsonPath": ".spec.nope"}],
+                subresources={"scale": {"specReplicasPath": ".spec.color",
+                                        "statusReplicasPath": ".status.replicas"}})
+    causes = _fields(spec)
+    v = "spec.versions[0]"
+    assert set(causes) == {
+        f"{v}.additionalPrinterColumns[0].type", f"{v}.selectableFields[1].jsonPath",
+        f"{v}.selectableFields[2].jsonPath", f"{v}.subresources.scale.specReplicasPath"}
