@@ -37,7 +37,7 @@ from kplane.registry.store import (
     Target,
 )
 from kplane.registry.tables import table_for_kind
-from kplane.server import negotiation
+from kplane.server import negotiation, scale
 from kplane.server.body import decode_body, media_type
 from kplane.server.http import Request, query_flag, send_bytes, warning_headers
 from kplane.server.request_info import RequestInfo
@@ -156,6 +156,9 @@ class ResourceHandler:
         if self._reviews is not None and self._reviews.handles(rt, info.subresource):
             await self._review(request, rt, info, send)
             return
+        if info.subresource == "scale":
+            await self._scale(request, target, info, send)
+            return
         if verb not in rt.verbs and verb not in ("get", "update", "patch"):
             raise errors.method_not_allowed(
                 f"{verb} is not supported on resources of kind {rt.group_resource}")
@@ -197,6 +200,38 @@ class ResourceHandler:
         body = await self._read_body(request)
         answer = await self._reviews.create(rt, info, request.user, body)
         await send_bytes(send, 201, orjson.dumps(answer))
+
+    async def _scale(self, request: Request, target: Target, info: RequestInfo,
+                     send: Send) -> None:
+        """GET, PUT or PATCH the autoscaling/v1 Scale of a custom resource."""
+        paths = getattr(self._catalog.strategy(target.rt), "scale_paths", None)
+        if not paths:
+            raise errors.plain_not_found()
+        if info.verb == "get":
+            cached = await self._store.get(
+                target, resource_version=request.query.get("resourceVersion", ""))
+            obj = orjson.loads(cached.raw)
+            await send_bytes(send, 200, orjson.dumps(scale.scale_of(obj, paths)))
+            return
+        if info.verb not in ("update", "patch"):
+            raise errors.method_not_allowed(f"{info.verb} is not supported on scale")
+        doc = await self._read_body(request)
+        content = media_type(request.header("content-type", "application/json"))
+        options = write_options(request, options_kind="UpdateOptions" if info.verb == "update"
+                                else "PatchOptions")
+
+        def resize(current: dict[str, Any]) -> dict[str, Any]:
+            view = scale.scale_of(current, paths)
+            wanted = (doc if info.verb == "update"
+                      else scale.patched_scale(view, content, doc))
+            expected = (wanted.get("metadata") or {}).get("resourceVersion") \
+                if isinstance(wanted, dict) else None
+            if expected and expected != current["metadata"].get("resourceVersion"):
+                raise errors.stale_conflict(target.rt.resource, target.rt.group, target.name)
+            return scale.with_replicas(current, paths, scale.replicas_from(wanted))
+
+        obj = await self._store.update_with(target, resize, options)
+        await send_bytes(send, 200, orjson.dumps(scale.scale_of(obj, paths)))
 
     # Responses ---------------------------------------------------------------------------
 

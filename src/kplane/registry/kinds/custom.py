@@ -58,6 +58,8 @@ class CustomResourceStrategy(Strategy):
         self._schema_dict: Mapping[str, Any] = schema
         self._validator = SchemaValidator(schema)
         self.has_status_subresource = "status" in (version.get("subresources") or {})
+        scale = (version.get("subresources") or {}).get("scale")
+        self.scale_paths: Mapping[str, str] | None = scale if isinstance(scale, Mapping) else None
         self.printer_columns: list[Mapping[str, Any]] = list(
             version.get("additionalPrinterColumns") or [])
         self.storage_api_version = (f"{rt.group}/{storage_version}"
