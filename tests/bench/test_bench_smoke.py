@@ -36,6 +36,7 @@ MEASURED_ROWS = [
     "workspaces-idle-grown",
     "ws100k-get-10", "ws100k-list-10", "ws100k-grow", "ws100k-memory", "ws100k-idle-10",
     "ws100k-idle-grown", "ws100k-get", "ws100k-list", "ws100k-startup",
+    "class-create", "class-reset",
     "etcd:ceiling-asgi-get", "etcd:get", "etcd:ceiling-asgi-list", "etcd:list",
     "etcd:get-rv0", "etcd:get-1-server", "etcd:get-2-servers", "etcd:ceiling-etcd-put",
     "etcd:create", "etcd:update", "etcd:watch", "etcd:watch-writer",
@@ -49,7 +50,8 @@ COMPARED_OPERATIONS = [
 # Rows that measure a quantity (memory, CPU, seconds) rather than operations.
 VALUE_ROWS = {"workspaces-memory": "KiB/ws", "workspaces-idle-10": "ms/s",
               "workspaces-idle-grown": "ms/s", "ws100k-memory": "KiB/ws",
-              "ws100k-idle-10": "ms/s", "ws100k-idle-grown": "ms/s", "ws100k-startup": "s"}
+              "ws100k-idle-10": "ms/s", "ws100k-idle-grown": "ms/s", "ws100k-startup": "s",
+              "class-create": "s", "class-reset": "s"}
 # The --quick sizes (bench.context.Settings.quick).
 QUICK_RATE_COUNT, QUICK_MEMORY_COUNT, QUICK_SCALE_COUNT = 40, 100, 150
 ROW_FIELDS = {"name", "description", "rate", "p50_ms", "p99_ms", "count", "errors", "ceiling",
@@ -130,6 +132,7 @@ def test_targets_are_judged(quick_run: tuple[dict[str, Any], str]) -> None:
                 "workspaces-memory": "value <= 32.0", "ws100k-grow": "rate >= 500",
                 "ws100k-memory": "value <= 32.0", "ws100k-get": "ratio >= 0.67",
                 "ws100k-list": "ratio >= 0.67", "ws100k-startup": "value <= 60.0",
+                "class-create": "value <= 5.00", "class-reset": "value <= 1.00",
                 "etcd:get": "ratio >= 0.40", "etcd:list": "rate >= 1,000",
                 "etcd:create": "ratio >= 0.50", "etcd:watch": "p99_ms <= 100"}
     # Idle CPU may exceed the few-workspaces figure by 10 ms/s, whatever that was.
@@ -260,7 +263,7 @@ def test_scenarios_run_on_the_backends_they_apply_to() -> None:
     everything = select(list(SCENARIOS))
     assert for_backend(everything, "sqlite") == [
         "get", "list", "get-rv0", "ceiling-sqlite", "create", "update", "watch", "workspaces",
-        "workspaces-100k"]
+        "workspaces-100k", "classes"]
     assert for_backend(everything, "etcd") == [
         "get", "list", "get-rv0", "two-servers", "ceiling-etcd-put", "create", "update", "watch"]
 

@@ -73,8 +73,9 @@ async def test_one_line_per_request(tmp_path: pathlib.Path, secure: SecureStack)
     assert create["requestURI"] == \
         "/clusters/root/api/v1/namespaces/default/configmaps?fieldManager=x"
     assert create["user"]["username"] == ADMIN.name
+    # As upstream, the created object is named even at level Metadata.
     assert create["objectRef"] == {"resource": "configmaps", "namespace": "default",
-                                   "apiVersion": "v1"}
+                                   "name": "a", "apiVersion": "v1"}
     assert create["responseStatus"]["code"] == 201
     assert create["annotations"] == {"kcp.io/cluster": "root", "kcp.io/path": "root"}
     assert create["sourceIPs"] == ["127.0.0.1"]

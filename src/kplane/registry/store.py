@@ -494,6 +494,11 @@ class Store:
                     patch_type, [JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH])
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch must produce an object")
+            patched_name = (patched.get("metadata") or {}).get("name")
+            if patched_name != target.name:
+                raise errors.bad_request(
+                    f"the name of the object ({patched_name}) does not match the name on the "
+                    f"URL ({target.name})")
             wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise errors.stale_conflict(rt.resource, rt.group, target.name)

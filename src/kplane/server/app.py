@@ -73,17 +73,20 @@ class KplaneApp:
         user: UserInfo | None = None
         impersonated: UserInfo | None = None
         workspace = ""
+        request: Request | None = None
         try:
             request = Request(scope, receive)
             info = parse_request(request.method, _raw_path(scope),
                                  watch=query_flag(request.query.get("watch")))
             verb, resource = info.verb or request.method.lower(), info.resource
+            # Who asks and where come first, so that even a refusal for load is audited
+            # with its user and workspace (upstream authenticates before limiting too).
+            workspace = info.cluster
+            user = await self.security.authenticate(
+                certificate_user=certificate_user(scope), headers=scope["headers"],
+                path=info.path)
+            info = self._resolve_cluster(info, user)
             with self.limiter.admit(info.verb if info.is_resource_request else "get"):
-                workspace = info.cluster
-                user = await self.security.authenticate(
-                    certificate_user=certificate_user(scope), headers=scope["headers"],
-                    path=info.path)
-                info = self._resolve_cluster(info, user)
                 acting = user
                 if user is not None:
                     acting = self.security.impersonate(user, scope["headers"], info.cluster)
@@ -121,17 +124,22 @@ class KplaneApp:
                                         seconds=time.perf_counter() - started)
             if self.audit is not None:
                 self._audit(scope, info, user, impersonated, state.status, received,
-                            workspace)
+                            workspace, request)
 
     def _audit(self, scope: Scope, info: RequestInfo | None, user: UserInfo | None,
                impersonated: UserInfo | None, code: int, received: float,
-               workspace: str) -> None:
+               workspace: str, request: Request | None) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
         uri = scope.get("path", "") + (f"?{query}" if query else "")
         client = scope.get("client") or ("", 0)
         agent = next((v.decode("latin-1") for k, v in scope["headers"]
                       if k.lower() == b"user-agent"), "")
         assert self.audit is not None
+        if info is not None and info.verb == "create" and not info.name and request is not None:
+            # Upstream's objectRef names the created object even at level Metadata.
+            created = request.created_name()
+            if created:
+                info = replace(info, name=created)
         self.audit.record(info=info, user=user, impersonated_user=impersonated,
                           method=scope.get("method", ""), uri=uri,
                           code=code, source_ip=str(client[0]), user_agent=agent,

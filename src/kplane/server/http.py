@@ -47,6 +47,18 @@ class Request:
         # Who the request acts as, once authenticated (None: anonymous on a public path).
         self.user: UserInfo | None = None
 
+    def created_name(self) -> str:
+        """metadata.name of a JSON body already read (for the audit log), else ''."""
+        if not self._body:
+            return ""
+        try:
+            body = orjson.loads(self._body)
+        except orjson.JSONDecodeError:
+            return ""
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return name if isinstance(name, str) else ""
+
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
 

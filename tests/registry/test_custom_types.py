@@ -1,0 +1,82 @@
+"""The custom type index: which Established CRDs add which resource types to which cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from kplane.registry.custom_types import (
+    CRD_PREFIX,
+    CustomTypeIndex,
+    is_established,
+    resource_types_for,
+    storage_version,
+)
+from kplane.storage.cacher import CachedObject
+
+GROUP = "example.kplane.io"
+
+
+def crd(*, established: bool = True, scope: str = "Namespaced") -> dict[str, Any]:
+    version: dict[str, Any] = {
+        "served": True, "subresources": {"status": {}, "scale": {
+            "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}},
+        "selectableFields": [{"jsonPath": ".spec.color"}],
+        "schema": {"openAPIV3Schema": {"type": "object"}}}
+    return {
+        "metadata": {"name": f"widgets.{GROUP}"},
+        "spec": {"group": GROUP, "scope": scope,
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "shortNames": ["wg"], "categories": ["all"]},
+                 "versions": [{**version, "name": "v1", "storage": True},
+                              {**version, "name": "v1beta1", "storage": False},
+                              {**version, "name": "v1alpha1", "storage": False,
+                               "served": False}]},
+        "status": {"conditions": [{"type": "Established",
+                                   "status": "True" if established else "False"}]},
+    }
+
+
+def cached(obj: dict[str, Any], cluster: str, revision: int = 1) -> CachedObject:
+    return CachedObject(key=f"{CRD_PREFIX}{cluster}/{obj['metadata']['name']}",
+                        raw=orjson.dumps(obj), revision=revision,
+                        name=obj["metadata"]["name"], namespace="", labels={}, fields={})
+
+
+def test_established_and_storage_version() -> None:
+    assert is_established(crd())
+    assert not is_established(crd(established=False))
+    assert not is_established({"status": {}})
+    assert storage_version(crd()["spec"]) == "v1"
+    assert storage_version({"versions": []}) == ""
+
+
+def test_resource_types_cover_served_versions_only() -> None:
+    found = resource_types_for(crd(), "c1")
+    assert [rt.version for rt, _ in found] == ["v1", "v1beta1"]
+    rt, strategy = found[1]
+    assert (rt.group, rt.resource, rt.kind, rt.singular) == (GROUP, "widgets", "Widget", "widget")
+    assert rt.namespaced and rt.cluster == "c1"
+    assert rt.short_names == ("wg",) and rt.categories == ("all",)
+    assert rt.subresources == ("status", "scale")
+    assert rt.selectable_fields == ("spec.color",)
+    assert rt.supports_strategic_merge is False
+    assert strategy.storage_api_version == f"{GROUP}/v1"
+    assert not resource_types_for(crd(scope="Cluster"), "c1")[0][0].namespaced
+
+
+def test_index_follows_establishment_and_deletion() -> None:
+    index = CustomTypeIndex()
+    changed: list[str] = []
+    index.on_change(changed.append)
+    index.apply(cached(crd(established=False), "c1"), deleted=False)
+    assert index.types("c1") == [] and changed == []
+    index.apply(cached(crd(), "c1", revision=5), deleted=False)
+    assert [rt.version for rt, _ in index.types("c1")] == ["v1", "v1beta1"]
+    assert index.types("c2") == []
+    assert (changed, index.revision) == (["c1"], 5)
+    index.apply(cached(crd(), "c1", revision=6), deleted=False)
+    assert changed == ["c1"], "an unchanged CRD must not notify"
+    index.apply(cached(crd(), "c1", revision=7), deleted=True)
+    assert index.types("c1") == [] and changed == ["c1", "c1"]
