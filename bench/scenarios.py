@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import classes as training
-from bench import fixtures
+from bench import custom_resources, fixtures
 from bench import workspaces as ws
 from bench.ceilings import SqliteResult, SqliteSpec, sqlite_inserts
 from bench.context import BACKENDS, BenchContext, Measurement, split_evenly
@@ -216,6 +216,22 @@ def create(ctx: BenchContext) -> list[Row]:
         row.judge(Target("ratio", ">=", ETCD_CREATE_RATIO))
     else:
         row.judge(Target("rate", ">=", 2000))
+    return [row]
+
+
+@scenario("create-cr", description="CREATE custom resources (schema with formats, enums, "
+                                   "defaults, a list-map and two CEL rules), against the "
+                                   "ConfigMap CREATE rate of the same run",
+          requires=("create",), backends=("sqlite",))
+def create_custom_resource(ctx: BenchContext) -> list[Row]:
+    custom_resources.prepare(ctx.kplane)
+    plan = RequestPlan("create", custom_resources.collection_path(),
+                       body_template=custom_resources.create_template())
+    row = ctx.closed_loop(Measurement(
+        "create-cr", "POST a new custom resource (validated, defaulted, CEL)", ctx.kplane, plan))
+    # The bar: custom-resource writes at least half the ConfigMap CREATE rate.
+    row.compare_with(ctx.rows.get("create"))
+    row.judge(Target("ratio", ">=", 0.5))
     return [row]
 
 

@@ -31,7 +31,7 @@ from bench.workspace_load import last_resource_version, ready_name
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEASURED_ROWS = [
     "ceiling-asgi-get", "get", "ceiling-asgi-list", "list", "get-rv0", "ceiling-sqlite-txn",
-    "ceiling-sqlite-batch", "create", "update", "watch", "watch-writer",
+    "ceiling-sqlite-batch", "create", "create-cr", "update", "watch", "watch-writer",
     "workspaces-create", "workspaces-grow", "workspaces-memory", "workspaces-idle-10",
     "workspaces-idle-grown",
     "ws100k-get-10", "ws100k-list-10", "ws100k-grow", "ws100k-memory", "ws100k-idle-10",
@@ -130,6 +130,7 @@ def test_targets_are_judged(quick_run: tuple[dict[str, Any], str]) -> None:
     expected = {"get": "ratio >= 0.40", "list": "rate >= 1,000", "create": "rate >= 2,000",
                 "watch": "p99_ms <= 100", "workspaces-create": "rate >= 500",
                 "workspaces-memory": "value <= 32.0", "ws100k-grow": "rate >= 500",
+                "create-cr": "ratio >= 0.50",
                 "ws100k-memory": "value <= 32.0", "ws100k-get": "ratio >= 0.67",
                 "ws100k-list": "ratio >= 0.67", "ws100k-startup": "value <= 60.0",
                 "class-create": "value <= 5.00", "class-reset": "value <= 1.00",
@@ -262,8 +263,8 @@ def test_comparison_verdicts_combine_every_target() -> None:
 def test_scenarios_run_on_the_backends_they_apply_to() -> None:
     everything = select(list(SCENARIOS))
     assert for_backend(everything, "sqlite") == [
-        "get", "list", "get-rv0", "ceiling-sqlite", "create", "update", "watch", "workspaces",
-        "workspaces-100k", "classes"]
+        "get", "list", "get-rv0", "ceiling-sqlite", "create", "create-cr", "update", "watch",
+        "workspaces", "workspaces-100k", "classes"]
     assert for_backend(everything, "etcd") == [
         "get", "list", "get-rv0", "two-servers", "ceiling-etcd-put", "create", "update", "watch"]
 
