@@ -20,10 +20,15 @@ class RevisionReader:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        # An in-process store (SQLite) knows its revision without I/O; coalescing would only
+        # add a task and a loop iteration to every read.
+        self._local = bool(getattr(backend, "revision_is_local", False))
         self._running: asyncio.Future[int] | None = None
         self._next: asyncio.Future[int] | None = None
 
     async def current_revision(self) -> int:
+        if self._local:
+            return await self._backend.current_revision()
         if self._running is None:
             self._running = asyncio.ensure_future(self._fetch())
             return await asyncio.shield(self._running)

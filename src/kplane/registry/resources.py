@@ -43,7 +43,28 @@ class ResourceType:
     # Custom resource types belong to the logical cluster whose CRD defines them; built-in
     # types ('') are the same in every cluster.
     cluster: str = ""
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Resource types are dictionary keys on every request (strategies, caches), so their
+    # identity is computed once rather than field by field on each lookup.
+    _key: tuple[object, ...] = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = (self.group, self.version, self.resource, self.kind, self.namespaced,
+               self.singular, self.short_names, self.categories, self.verbs,
+               self.subresources, self.storage_group, self.storage_resource,
+               self.selectable_fields, self.supports_strategic_merge, self.cluster)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, ResourceType):
+            return NotImplemented
+        return self._hash == other._hash and self._key == other._key
 
     @property
     def api_version(self) -> str:

@@ -7,6 +7,8 @@ when they end, not timed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry()
@@ -25,14 +27,31 @@ STORAGE_OBJECTS = Gauge(
 )
 
 
+# prometheus_client's labels() costs microseconds per call; the label sets are few, so the
+# children are looked up once and kept.
+_request_counters: dict[tuple[str, str, int], Any] = {}
+_durations: dict[str, Any] = {}
+
+
+def _counter(verb: str, resource: str, code: int) -> Any:
+    key = (verb, resource, code)
+    child = _request_counters.get(key)
+    if child is None:
+        child = _request_counters[key] = REQUESTS.labels(verb, resource, str(code))
+    return child
+
+
 def observe_request(*, verb: str, resource: str, code: int, seconds: float) -> None:
-    REQUESTS.labels(verb, resource, str(code)).inc()
-    DURATION.labels(verb).observe(seconds)
+    _counter(verb, resource, code).inc()
+    duration = _durations.get(verb)
+    if duration is None:
+        duration = _durations[verb] = DURATION.labels(verb)
+    duration.observe(seconds)
 
 
 def count_request(*, verb: str, resource: str, code: int) -> None:
     """Count a request without timing it: a watch lasts as long as the client wants."""
-    REQUESTS.labels(verb, resource, str(code)).inc()
+    _counter(verb, resource, code).inc()
 
 
 def render() -> bytes:

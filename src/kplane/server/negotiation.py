@@ -7,6 +7,7 @@ them. A media range is parsed once into (type, parameters).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from kplane.apimachinery import errors
@@ -44,8 +45,11 @@ def parse_accept(header: str) -> list[MediaRange]:
     return ranges
 
 
+@functools.lru_cache(maxsize=256)
 def choose(header: str, *, table_allowed: bool) -> Representation:
-    """The representation for a resource response; 406 when nothing acceptable is offered."""
+    """The representation for a resource response; 406 when nothing acceptable is offered.
+
+    Cached: clients send the same few Accept headers over and over."""
     if not header:
         return Representation()
     saw_table_request = False

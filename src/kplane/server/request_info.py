@@ -36,7 +36,10 @@ class RequestInfo:
 
 
 def _split(path: str) -> list[str]:
-    segments = [unquote(p) for p in path.strip("/").split("/") if p]
+    parts = [p for p in path.strip("/").split("/") if p]
+    if "%" not in path:
+        return parts
+    segments = [unquote(p) for p in parts]
     # An encoded "/" inside a segment would let a name, namespace or cluster address keys
     # outside its own; upstream decodes before splitting, so such a segment never exists there.
     if any("/" in segment for segment in segments):

@@ -24,6 +24,7 @@ from kplane.registry.store import Store, Target
 from kplane.server.request_info import RequestInfo
 from kplane.server.security import Security
 
+_REVIEW_RESOURCES = frozenset((rt.group, rt.resource) for rt in builtin.REVIEWS)
 _ALL_RULES = {
     "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
     "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
@@ -53,7 +54,9 @@ class Reviews:
 
     @staticmethod
     def handles(rt: ResourceType, subresource: str) -> bool:
-        return rt in builtin.REVIEWS or (rt == builtin.SERVICEACCOUNTS and subresource == "token")
+        if subresource == "token":
+            return rt == builtin.SERVICEACCOUNTS
+        return (rt.group, rt.resource) in _REVIEW_RESOURCES
 
     async def create(self, rt: ResourceType, info: RequestInfo, user: UserInfo | None,
                      body: Any) -> dict[str, Any]:

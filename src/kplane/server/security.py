@@ -45,6 +45,8 @@ class Security:
     async def authenticate(self, *, certificate_user: UserInfo | None,
                            headers: Iterable[tuple[bytes, bytes]], path: str) -> UserInfo | None:
         """The requesting user; None only for an anonymous request to a public path."""
+        if certificate_user is not None:
+            return certificate_user
         header_list = list(headers)
         try:
             return await authenticate_request(
@@ -58,6 +60,9 @@ class Security:
     def impersonate(self, user: UserInfo, headers: Iterable[tuple[bytes, bytes]],
                     cluster: str) -> UserInfo:
         """The user to act as when impersonation headers are present (else ``user``)."""
+        headers = [(k, v) for k, v in headers if k.lower().startswith(b"impersonate-")]
+        if not headers:
+            return user
         name = ""
         uid = ""
         groups: list[str] = []

@@ -186,6 +186,9 @@ def _open_connection(path: str, *, synchronous: str) -> sqlite3.Connection:
 class SQLiteBackend:
     """A revisioned key-value store in one SQLite file (see the module docstring)."""
 
+    # current_revision() answers from memory: no round trip to share between readers.
+    revision_is_local = True
+
     def __init__(self, path: str | pathlib.Path, *, synchronous: str = DEFAULT_SYNCHRONOUS) -> None:
         mode = synchronous.upper()
         if mode not in _SYNCHRONOUS_MODES:
