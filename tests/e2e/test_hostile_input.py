@@ -286,7 +286,9 @@ def test_fuzzed_bodies_and_content_types(http: httpx.Client, ledger: Ledger, met
 @SETTINGS
 @given(header=st.sampled_from(["Authorization", "Impersonate-User", "Impersonate-Group",
                                "Impersonate-Extra-kcp.io%2Fcluster", "Accept", "Content-Length"]),
-       value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80))
+       # httpx refuses to send values with surrounding blanks, so none are generated.
+       value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                     max_size=80).map(str.strip))
 def test_fuzzed_headers(kplane: KplaneProcess, ledger: Ledger, header: str, value: str) -> None:
     if header == "Content-Length":
         return  # httpx computes its own; covered by the named truncated-body case

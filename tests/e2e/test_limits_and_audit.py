@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,7 +78,20 @@ def test_a_burst_beyond_the_budget_meets_429_with_retry_after(kplane: KplaneProc
 
 
 def _burst(kplane: KplaneProcess) -> None:
-    """24 simultaneous lists against a budget of 1: some pass, the rest get 429."""
+    """While one read holds the only read slot, 24 simultaneous lists get 429; once it is
+    free, a list passes again.
+
+    Reads served from the cache never wait, so the slot is held on purpose by a read that
+    must wait: one asking for a resourceVersion from the future (504 after a few seconds).
+    """
+    holder_started = threading.Event()
+
+    def hold() -> httpx.Response:
+        with kplane.client() as client:
+            holder_started.set()
+            return client.get(f"/clusters/{WS}/api/v1/configmaps",
+                              params={"resourceVersion": "999999999"})
+
     barrier = threading.Barrier(24)
 
     def one(_: int) -> httpx.Response:
@@ -85,15 +99,19 @@ def _burst(kplane: KplaneProcess) -> None:
             barrier.wait()
             return client.get(f"/clusters/{WS}/api/v1/configmaps")
 
-    with ThreadPoolExecutor(max_workers=24) as pool:
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        holder = pool.submit(hold)
+        assert holder_started.wait(timeout=10)
+        time.sleep(0.5)  # the holder's request is now waiting inside the server
         responses = list(pool.map(one, range(24)))
+        assert holder.result().status_code == 504
     codes = sorted({r.status_code for r in responses})
-    assert 429 in codes and 200 in codes, codes
-    assert set(codes) <= {200, 429}, codes
+    assert codes == [429], codes
     for response in responses:
-        if response.status_code == 429:
-            _status(response, 429, "TooManyRequests")
-            assert response.headers["Retry-After"] == "1"
+        _status(response, 429, "TooManyRequests")
+        assert response.headers["Retry-After"] == "1"
+    with kplane.client() as client:
+        assert client.get(f"/clusters/{WS}/api/v1/configmaps").status_code == 200
 
 
 def test_mutating_requests_have_a_budget_of_their_own(kplane: KplaneProcess,

@@ -42,7 +42,7 @@ EVENTS = ResourceType(
 )
 EVENTS_V1 = ResourceType(
     group="events.k8s.io", version="v1", resource="events", kind="Event", namespaced=True,
-    short_names=("ev",),
+    short_names=("ev",), storage_group="", storage_resource="events",
     selectable_fields=(
         "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid",
         "regarding.apiVersion", "regarding.resourceVersion", "regarding.fieldPath",

@@ -250,7 +250,7 @@ class Store:
             assert label_sel is not None
             match_labels = label_sel.matches
             return lambda cached: match_labels(cached.labels)
-        match_fields = field_sel.matches
+        match_fields = _fields_matcher(strategy, field_sel)
         if label_sel is None:
             return lambda cached: match_fields(cached.fields)
         match_labels = label_sel.matches
@@ -783,3 +783,14 @@ def _pending_finalizers(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
     if rt.resource == "namespaces" and not rt.group:
         return bool((obj.get("spec") or {}).get("finalizers"))
     return False
+
+def _fields_matcher(strategy: Strategy, selector: fieldselectors.FieldSelector,
+                    ) -> Callable[[Mapping[str, str]], bool]:
+    """Match cached fields, renaming the selector's fields where the kind is stored in
+    another form (events.k8s.io Events are stored as core Events)."""
+    names = {requirement[0] for requirement in selector.requirements}
+    sources = {name: strategy.field_selector_alias(name) for name in names}
+    if all(name == source for name, source in sources.items()):
+        return selector.matches
+    return lambda fields: selector.matches(
+        {name: fields.get(source, "") for name, source in sources.items()})

@@ -79,6 +79,10 @@ class Strategy:
         """Cached bytes as this resource type serves them; the same bytes for built-ins."""
         return raw
 
+    def field_selector_alias(self, field: str) -> str:
+        """The cached field a field selector names (kinds stored in another form rename)."""
+        return field
+
     def printer_columns_for_table(self) -> list[Mapping[str, Any]] | None:
         """additionalPrinterColumns for ``kubectl get`` (None: the kind's own printer)."""
         return None

@@ -11,6 +11,7 @@ from kplane.registry.kinds.core import (
     SecretStrategy,
 )
 from kplane.registry.kinds.custom import CustomResourceDefinitionStrategy
+from kplane.registry.kinds.events import EventsV1Strategy
 from kplane.registry.kinds.rbac import BindingStrategy, RoleStrategy
 from kplane.registry.kinds.tenancy import (
     LogicalClusterStrategy,
@@ -25,7 +26,7 @@ _STRATEGY_CLASSES: dict[ResourceType, type[Strategy]] = {
     builtin.CONFIGMAPS: ConfigMapStrategy,
     builtin.SECRETS: SecretStrategy,
     builtin.EVENTS: EventStrategy,
-    builtin.EVENTS_V1: EventStrategy,
+    builtin.EVENTS_V1: EventsV1Strategy,
     builtin.RESOURCEQUOTAS: ResourceQuotaStrategy,
     builtin.ROLES: RoleStrategy,
     builtin.CLUSTERROLES: RoleStrategy,
