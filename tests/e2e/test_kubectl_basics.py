@@ -190,3 +190,27 @@ def test_invalid_names_are_422(kplane: KplaneProcess, bad_name: str) -> None:
     result = kplane.kubectl("create", "configmap", bad_name, check=False)
     assert result.returncode != 0
     assert "is invalid" in result.stderr
+
+
+def test_events_written_through_either_api_show_in_both(kplane: KplaneProcess) -> None:
+    new_style = {"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                 "metadata": {"name": "from-v1"},
+                 "eventTime": "2026-11-28T16:00:00.000000Z", "reportingController": "ctl",
+                 "reportingInstance": "ctl-1", "action": "Sync", "reason": "Synced",
+                 "type": "Normal", "note": "recorded through events.k8s.io",
+                 "regarding": {"kind": "ConfigMap", "name": "cm1", "namespace": "default"}}
+    kplane.kubectl("create", "-f", "-", input=json.dumps(new_style))
+    old_style = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "from-core"},
+                 "message": "recorded through core", "reason": "Old", "type": "Warning",
+                 "involvedObject": {"kind": "ConfigMap", "name": "cm2",
+                                    "namespace": "default"}}
+    kplane.kubectl("create", "-f", "-", input=json.dumps(old_style))
+    core = kplane.kubectl_json("get", "events", "from-v1")
+    assert core["message"] == "recorded through events.k8s.io"
+    assert core["involvedObject"]["name"] == "cm1"
+    modern = kplane.kubectl_json("get", "events.v1.events.k8s.io", "from-core")
+    assert modern["note"] == "recorded through core"
+    assert modern["regarding"]["name"] == "cm2"
+    selected = kplane.kubectl("get", "events.v1.events.k8s.io",
+                              "--field-selector", "regarding.name=cm1", "-o", "name").stdout
+    assert selected.split() == ["event.events.k8s.io/from-v1"]
