@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -165,7 +164,6 @@ LIVE_COMMANDS = [
 ]
 
 
-@pytest.mark.skipif(not KUBECTL.exists() and not shutil.which("kubectl"), reason="no kubectl")
 @pytest.mark.parametrize("command", LIVE_COMMANDS, ids=lambda c: "-".join(c[1:3]))
 def test_live_kubectl_body_matches_client_side_json(
     command: list[str], recording_server: str, tmp_path: Path
