@@ -858,3 +858,20 @@ async def test_a_continue_token_cannot_leave_the_collection(store: Store) -> Non
         assert (error.code, error.message) == (400, "continue key is not valid: invalid start "
                                                      "key")
 
+
+
+async def test_a_continue_token_from_before_compaction_is_expired(
+        tmp_path: pathlib.Path) -> None:
+    async with running_store(tmp_path) as store:
+        target = Target(builtin.CONFIGMAPS, "root", "default", "")
+        for i in range(3):
+            await store.create(Target(builtin.CONFIGMAPS, "root", "default", f"c{i}"),
+                               {"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": f"c{i}"}},
+                               WriteOptions(field_manager="test"))
+        first = await store.list(target, ListOptions(limit=1))
+        assert first.continue_token
+        await store.backend.compact(await store.backend.current_revision())
+        with pytest.raises(StatusError) as expired:
+            await store.list(target, ListOptions(limit=1, continue_token=first.continue_token))
+        assert expired.value.code == 410
