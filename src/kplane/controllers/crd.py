@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.custom_types import CRD_PREFIX, is_established, storage_version
-from kplane.registry.keys import parse_key
 from kplane.registry.kinds.custom import CLEANUP_FINALIZER
 from kplane.registry.options import WriteOptions
 from kplane.registry.store import Store, Target
@@ -32,6 +32,7 @@ from kplane.storage.cacher import CachedObject
 log = logging.getLogger(__name__)
 
 MANAGER = "apiextensions-controller"
+_RETRY_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -55,64 +56,26 @@ class CustomResourceDefinitionController:
     def __init__(self, *, store: Store, catalog: Catalog) -> None:
         self._store = store
         self._catalog = catalog
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._queued: set[tuple[str, str]] = set()
+        self._queue = WorkQueue(self._reconcile_once, retry_after=lambda: _RETRY_SECONDS,
+                                what="CustomResourceDefinition")
         self._tasks: list[asyncio.Task[None]] = []
         self._options = WriteOptions(field_manager=MANAGER)
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._follow(), name="crd-watch"),
-                       asyncio.create_task(self._work(), name="crd-worker")]
+        follow = follow_prefix(self._store, CRD_PREFIX, self._on_change)
+        self._tasks = [asyncio.create_task(follow, name="crd-watch"),
+                       *self._queue.workers(1, name="crd-worker")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
 
-    async def _follow(self) -> None:
-        while True:
-            cacher = self._store.cacher
-            try:
-                for cached in cacher.list(CRD_PREFIX):
-                    self._enqueue(cached)
-                watcher = cacher.watch(CRD_PREFIX, after_revision=cacher.revision)
-            except Exception:
-                log.exception("cannot watch CRDs yet; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                async for event in watcher:
-                    if event.type != "DELETED":
-                        self._enqueue(event.obj)
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.05)
+    def _on_change(self, cached: CachedObject, deleted: bool) -> None:
+        if not deleted:
+            self._queue.add_key(cached.key)
 
-    def _enqueue(self, cached: CachedObject) -> None:
-        parsed = parse_key(cached.key)
-        if parsed is None:
-            return
-        item = (parsed.cluster, parsed.name)
-        if item not in self._queued:
-            self._queued.add(item)
-            self._queue.put_nowait(item)
-
-    async def _work(self) -> None:
-        while True:
-            cluster, name = await self._queue.get()
-            self._queued.discard((cluster, name))
-            try:
-                await self.reconcile(cluster, name)
-            except Exception:
-                log.exception("reconciling CRD %s in %s failed; retrying", name, cluster)
-                asyncio.get_running_loop().call_later(1.0, self._requeue, cluster, name)
-
-    def _requeue(self, cluster: str, name: str) -> None:
-        if (cluster, name) not in self._queued:
-            self._queued.add((cluster, name))
-            self._queue.put_nowait((cluster, name))
+    async def _reconcile_once(self, cluster: str, name: str) -> bool:
+        await self.reconcile(cluster, name)
+        return True
 
     async def reconcile(self, cluster: str, name: str) -> None:
         target = Target(builtin.CUSTOM_RESOURCE_DEFINITIONS, cluster, "", name)

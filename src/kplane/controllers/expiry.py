@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.loop import follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.keys import parse_key, resource_prefix
 from kplane.registry.options import DeleteOptions
@@ -50,17 +51,14 @@ class ExpiryController:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._follow(), name="expiry-watch"),
+        follow = follow_prefix(self._store, resource_prefix(builtin.WORKSPACES), self._track)
+        self._tasks = [asyncio.create_task(follow, name="expiry-watch"),
                        asyncio.create_task(self._expire(), name="expiry-timer")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
 
-    def _track(self, cached: CachedObject, *, deleted: bool) -> None:
+    def _track(self, cached: CachedObject, deleted: bool) -> None:
         parsed = parse_key(cached.key)
         if parsed is None:
             return
@@ -77,25 +75,6 @@ class ExpiryController:
             self._expiry[item] = expires
             heapq.heappush(self._heap, (expires, *item))
             self._changed.set()
-
-    async def _follow(self) -> None:
-        prefix = resource_prefix(builtin.WORKSPACES)
-        while True:
-            cacher = self._store.cacher
-            try:
-                for cached in cacher.list(prefix):
-                    self._track(cached, deleted=False)
-                watcher = cacher.watch(prefix, after_revision=cacher.revision)
-            except Exception:
-                log.exception("cannot watch workspaces for expiry yet; retrying")
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                async for event in watcher:
-                    self._track(event.obj, deleted=event.type == "DELETED")
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.05)
 
     async def _expire(self) -> None:
         while True:

@@ -20,12 +20,14 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
-from kplane.registry.keys import parse_key, resource_prefix
+from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds.core import NAMESPACE_FINALIZER
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.store import Store, Target
+from kplane.storage.cacher import CachedObject
 
 log = logging.getLogger(__name__)
 
@@ -33,65 +35,30 @@ MANAGER = "namespace-controller"
 _RECHECK_SECONDS = 2.0
 
 
+def _terminating(cached: CachedObject) -> bool:
+    return b'"deletionTimestamp"' in cached.raw
+
+
 class NamespaceController:
     def __init__(self, *, store: Store, catalog: Catalog) -> None:
         self._store = store
         self._catalog = catalog
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._queued: set[tuple[str, str]] = set()
+        self._queue = WorkQueue(self.finalize, retry_after=lambda: _RECHECK_SECONDS,
+                                what="namespace")
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._watch(), name="namespace-watch"),
-                       asyncio.create_task(self._work(), name="namespace-worker")]
+        follow = follow_prefix(self._store, resource_prefix(builtin.NAMESPACES), self._on_change,
+                               predicate=_terminating)
+        self._tasks = [asyncio.create_task(follow, name="namespace-watch"),
+                       *self._queue.workers(1, name="namespace-worker")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
 
-    def _enqueue(self, cluster: str, name: str) -> None:
-        item = (cluster, name)
-        if item not in self._queued:
-            self._queued.add(item)
-            self._queue.put_nowait(item)
-
-    async def _watch(self) -> None:
-        prefix = resource_prefix(builtin.NAMESPACES)
-        while True:
-            cacher = self._store.cacher
-            for cached in cacher.list(prefix):
-                if b'"deletionTimestamp"' in cached.raw:
-                    self._enqueue_key(cached.key)
-            watcher = cacher.watch(prefix, after_revision=cacher.revision,
-                                   predicate=lambda c: b'"deletionTimestamp"' in c.raw)
-            try:
-                async for event in watcher:
-                    if event.type != "DELETED":
-                        self._enqueue_key(event.obj.key)
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.1)
-
-    def _enqueue_key(self, key: str) -> None:
-        parsed = parse_key(key)
-        if parsed is not None:
-            self._enqueue(parsed.cluster, parsed.name)
-
-    async def _work(self) -> None:
-        while True:
-            cluster, name = await self._queue.get()
-            self._queued.discard((cluster, name))
-            try:
-                done = await self.finalize(cluster, name)
-            except Exception:
-                log.exception("emptying namespace %s in %s failed; will retry", name, cluster)
-                done = False
-            if not done:
-                asyncio.get_running_loop().call_later(_RECHECK_SECONDS, self._enqueue,
-                                                      cluster, name)
+    def _on_change(self, cached: CachedObject, deleted: bool) -> None:
+        if not deleted:
+            self._queue.add_key(cached.key)
 
     async def _delete_content(self, cluster: str, name: str) -> int:
         """Delete every object in the namespace; how many are still there afterwards."""

@@ -17,15 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
-from kplane.registry.keys import parse_key, resource_prefix
+from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds.tenancy import (
     LOGICAL_CLUSTER_NAME,
     OWNER_ANNOTATION,
@@ -73,87 +73,41 @@ class WorkspaceController:
         self._catalog = catalog
         self._resolver = resolver
         self._types = types
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._queued: set[tuple[str, str]] = set()
+        self._queue = WorkQueue(self.reconcile, retry_after=lambda: _RETRY_SECONDS,
+                                what="workspace")
         self._tasks: list[asyncio.Task[None]] = []
         self._options = WriteOptions(field_manager=MANAGER)
 
     async def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._follow(builtin.WORKSPACES, self._on_workspace),
-                                name="workspace-watch"),
-            asyncio.create_task(self._follow(builtin.LOGICAL_CLUSTERS, self._on_logical_cluster),
-                                name="logicalcluster-watch"),
+            asyncio.create_task(follow_prefix(self._store, resource_prefix(builtin.WORKSPACES),
+                                              self._on_workspace), name="workspace-watch"),
+            asyncio.create_task(
+                follow_prefix(self._store, resource_prefix(builtin.LOGICAL_CLUSTERS),
+                              self._on_logical_cluster), name="logicalcluster-watch"),
+            *self._queue.workers(WORKERS, name="workspace-worker"),
         ]
-        self._tasks += [asyncio.create_task(self._work(), name=f"workspace-worker-{i}")
-                        for i in range(WORKERS)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
 
     # Watching ----------------------------------------------------------------------------
 
-    async def _follow(self, rt: Any, handle: Callable[[CachedObject], None]) -> None:
-        prefix = resource_prefix(rt)
-        while True:
-            cacher = self._store.cacher
-            try:
-                for cached in cacher.list(prefix):
-                    handle(cached)
-                watcher = cacher.watch(prefix, after_revision=cacher.revision)
-            except Exception:
-                log.exception("cannot watch %s yet; retrying", prefix)
-                await asyncio.sleep(_RETRY_SECONDS)
-                continue
-            try:
-                async for event in watcher:
-                    if event.type != "DELETED":
-                        handle(event.obj)
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.05)
-
-    def _on_workspace(self, cached: CachedObject) -> None:
+    def _on_workspace(self, cached: CachedObject, deleted: bool) -> None:
+        if deleted:
+            return
         if b'"deletionTimestamp"' in cached.raw or _phase(cached) in (SCHEDULING, ""):
-            self._enqueue_key(cached.key)
+            self._queue.add_key(cached.key)
 
-    def _on_logical_cluster(self, cached: CachedObject) -> None:
-        if _phase(cached) != INITIALIZING:
+    def _on_logical_cluster(self, cached: CachedObject, deleted: bool) -> None:
+        if deleted or _phase(cached) != INITIALIZING:
             return
         # Every change while Initializing matters: the Workspace mirrors the initializers
         # still pending, and becomes Ready once none is.
         obj = orjson.loads(cached.raw)
         owner = (obj.get("spec") or {}).get("owner") or {}
         if owner.get("cluster") and owner.get("name"):
-            self._enqueue(owner["cluster"], owner["name"])
-
-    def _enqueue_key(self, key: str) -> None:
-        parsed = parse_key(key)
-        if parsed is not None:
-            self._enqueue(parsed.cluster, parsed.name)
-
-    def _enqueue(self, cluster: str, name: str) -> None:
-        item = (cluster, name)
-        if item not in self._queued:
-            self._queued.add(item)
-            self._queue.put_nowait(item)
-
-    async def _work(self) -> None:
-        while True:
-            cluster, name = await self._queue.get()
-            self._queued.discard((cluster, name))
-            try:
-                done = await self.reconcile(cluster, name)
-            except Exception:
-                log.exception("reconciling workspace %s in %s failed; will retry", name, cluster)
-                done = False
-            if not done:
-                asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._enqueue,
-                                                      cluster, name)
+            self._queue.add(owner["cluster"], owner["name"])
 
     # Reconciling -------------------------------------------------------------------------
 
