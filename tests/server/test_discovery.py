@@ -110,7 +110,8 @@ class TestLegacy:
         assert document["kind"] == "APIGroupList"
         assert [g["name"] for g in document["groups"]] == [
             "events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io",
-            "tenancy.kcp.io", "core.kcp.io", "apiextensions.k8s.io", "authorization.k8s.io",
+            "tenancy.kcp.io", "core.kcp.io", "apiextensions.k8s.io", "apis.kcp.io",
+            "authorization.k8s.io",
             "authentication.k8s.io",
         ]
         rbac = document["groups"][2]
@@ -266,7 +267,7 @@ class TestAggregated:
         document = aggregated_discovery(BUILTIN_RESOURCES, legacy_core=False)
         names = [item["metadata"]["name"] for item in document["items"]]
         assert names == ["events.k8s.io", "coordination.k8s.io", "rbac.authorization.k8s.io",
-                         "tenancy.kcp.io", "core.kcp.io", "apiextensions.k8s.io",
+                         "tenancy.kcp.io", "core.kcp.io", "apiextensions.k8s.io", "apis.kcp.io",
                          "authorization.k8s.io", "authentication.k8s.io"]
         rbac = document["items"][2]["versions"][0]["resources"]
         assert [r["resource"] for r in rbac] == [

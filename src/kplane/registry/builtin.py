@@ -5,7 +5,8 @@ workspace (namespaces, configmaps, secrets, service accounts, events, leases, li
 resource quotas and RBAC), with the short names, categories, verbs, subresources and
 selectable fields upstream Kubernetes gives them, so ``kubectl api-resources`` and
 ``kubectl get all`` read the same as against a real cluster; plus kcp's tenancy kinds
-(Workspace, WorkspaceType, LogicalCluster), which every logical cluster serves too.
+(Workspace, WorkspaceType, LogicalCluster) and API exports and bindings (apis.kcp.io), which
+every logical cluster serves too.
 """
 
 from __future__ import annotations
@@ -95,6 +96,39 @@ CUSTOM_RESOURCE_DEFINITIONS = ResourceType(
     categories=("api-extensions",), subresources=("status",),
 )
 
+_APIS = "apis.kcp.io"
+API_RESOURCE_SCHEMAS = ResourceType(
+    group=_APIS, version="v1alpha1", resource="apiresourceschemas", kind="APIResourceSchema",
+    namespaced=False, categories=("kcp",), supports_strategic_merge=False,
+)
+# APIExports and APIBindings are stored in their v1alpha2 form; v1alpha1 is served too,
+# converted on the way in and out (kinds/apis.py).
+API_EXPORTS = ResourceType(
+    group=_APIS, version="v1alpha2", resource="apiexports", kind="APIExport",
+    namespaced=False, categories=("kcp",), subresources=("status",),
+    supports_strategic_merge=False,
+)
+API_EXPORTS_V1ALPHA1 = ResourceType(
+    group=_APIS, version="v1alpha1", resource="apiexports", kind="APIExport",
+    namespaced=False, categories=("kcp",), subresources=("status",),
+    supports_strategic_merge=False, storage_group=_APIS, storage_resource="apiexports",
+)
+API_BINDINGS = ResourceType(
+    group=_APIS, version="v1alpha2", resource="apibindings", kind="APIBinding",
+    namespaced=False, categories=("kcp",), subresources=("status",),
+    supports_strategic_merge=False,
+)
+API_BINDINGS_V1ALPHA1 = ResourceType(
+    group=_APIS, version="v1alpha1", resource="apibindings", kind="APIBinding",
+    namespaced=False, categories=("kcp",), subresources=("status",),
+    supports_strategic_merge=False, storage_group=_APIS, storage_resource="apibindings",
+)
+API_EXPORT_ENDPOINT_SLICES = ResourceType(
+    group=_APIS, version="v1alpha1", resource="apiexportendpointslices",
+    kind="APIExportEndpointSlice", namespaced=False, categories=("kcp",),
+    subresources=("status",), supports_strategic_merge=False,
+)
+
 _CREATE_ONLY = ("create",)
 _AUTHZ = "authorization.k8s.io"
 _AUTHN = "authentication.k8s.io"
@@ -131,6 +165,8 @@ REVIEWS: tuple[ResourceType, ...] = (
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     NAMESPACES, CONFIGMAPS, SECRETS, SERVICEACCOUNTS, EVENTS, LIMITRANGES, RESOURCEQUOTAS,
     EVENTS_V1, LEASES, ROLES, ROLEBINDINGS, CLUSTERROLES, CLUSTERROLEBINDINGS,
-    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS, CUSTOM_RESOURCE_DEFINITIONS, *REVIEWS,
+    WORKSPACES, WORKSPACE_TYPES, LOGICAL_CLUSTERS, CUSTOM_RESOURCE_DEFINITIONS,
+    API_EXPORTS, API_BINDINGS, API_RESOURCE_SCHEMAS, API_EXPORTS_V1ALPHA1,
+    API_BINDINGS_V1ALPHA1, API_EXPORT_ENDPOINT_SLICES, *REVIEWS,
 )
 """In discovery order: the core group first, then the named groups."""

@@ -1,0 +1,1 @@
+"""A kplane provider that hands out real PostgreSQL databases as ``PostgresInstance`` objects."""

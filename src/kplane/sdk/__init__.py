@@ -1,0 +1,1 @@
+"""What a provider author imports to serve an API exported from kplane."""
