@@ -1,11 +1,11 @@
 """CustomResourceDefinitions: accept names, establish, and clean up on deletion.
 
-For a new or changed CRD the controller checks its names against the other CRDs and the
-built-in kinds of the same logical cluster (the first holder keeps a name), then sets the
-``NamesAccepted`` and ``Established`` conditions, ``acceptedNames`` and ``storedVersions``.
-Once Established, the catalog serves the kind in that cluster only. Deleting a CRD (held
-by the ``customresourcecleanup.apiextensions.k8s.io`` finalizer) deletes every object of
-the kind in that cluster first, then lets the CRD go.
+For a new or changed CRD the controller checks its names against the other CRDs, the
+built-in kinds and the bound APIs of the same logical cluster (the first holder keeps a
+name), then sets the ``NamesAccepted`` and ``Established`` conditions, ``acceptedNames``
+and ``storedVersions``. Once Established, the catalog serves the kind in that cluster only.
+Deleting a CRD (held by the ``customresourcecleanup.apiextensions.k8s.io`` finalizer)
+deletes every object of the kind in that cluster first, then lets the CRD go.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, 
             "message": message, "lastTransitionTime": _now()}
 
 
-def _claimed_names(spec: dict[str, Any]) -> set[str]:
+def claimed_names(spec: dict[str, Any]) -> set[str]:
     names = spec.get("names") or {}
     claimed = {str(names.get("plural", "")), str(names.get("singular", "")),
                str(names.get("kind", "")).lower()}
@@ -126,7 +126,10 @@ class CustomResourceDefinitionController:
         for rt in builtin.BUILTIN_RESOURCES:
             if rt.group == group and rt.resource == plural:
                 return f'"{plural}" is already in use by a built-in resource'
-        wanted = _claimed_names(spec)
+        for rt, _ in self._catalog.bound.types(cluster):
+            if rt.group == group and rt.resource == plural:
+                return f'"{plural}.{group}" is already in use by an APIBinding'
+        wanted = claimed_names(spec)
         prefix = f"{CRD_PREFIX}{cluster}/"
         for other in self._store.cacher.list(prefix):
             if other.name == name:
@@ -135,7 +138,7 @@ class CustomResourceDefinitionController:
             other_spec = crd.get("spec") or {}
             if other_spec.get("group") != group or not is_established(crd):
                 continue
-            clash = wanted & _claimed_names(other_spec)
+            clash = wanted & claimed_names(other_spec)
             if clash:
                 return (f"{', '.join(sorted(clash))} already in use by "
                         f'CustomResourceDefinition "{other.name}"')

@@ -41,9 +41,12 @@ def storage_version(spec: Mapping[str, Any]) -> str:
     return ""
 
 
-def resource_types_for(crd: Mapping[str, Any], cluster: str,
+def resource_types_for(crd: Mapping[str, Any], cluster: str, *, identity: str = "",
                        ) -> list[tuple[ResourceType, CustomResourceStrategy]]:
-    """The served versions of one CRD as resource types with their strategies."""
+    """The served versions of one CRD as resource types with their strategies.
+
+    ``identity`` (an APIExport's identity hash) marks a bound type: its objects are stored
+    under ``<plural>:<identity>`` so two exports of the same group and resource never mix."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     group = str(spec.get("group", ""))
@@ -66,6 +69,7 @@ def resource_types_for(crd: Mapping[str, Any], cluster: str,
                 str(f.get("jsonPath", "")).lstrip(".")
                 for f in version.get("selectableFields") or [] if isinstance(f, Mapping)),
             supports_strategic_merge=False,
+            storage_resource=f"{names.get('plural', '')}:{identity}" if identity else None,
             cluster=cluster,
         )
         found.append((rt, CustomResourceStrategy(rt, version=version,

@@ -26,6 +26,8 @@ from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import ensure_pki
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.auth.tokens import StaticTokenFile
+from kplane.controllers.apibinding import APIBindingController
+from kplane.controllers.apiexport import APIExportController
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
 from kplane.controllers.crd import CustomResourceDefinitionController
 from kplane.controllers.expiry import ExpiryController
@@ -127,6 +129,7 @@ async def serve(options: ServeOptions) -> None:
     cacher = Cacher(backend, CacheDecoder(catalog))
     await cacher.start()
     await catalog.custom.start(cacher)
+    await catalog.bound.start(cacher)
     host = _url_host(options.bind_address)
     server_url = f"https://{host}:{options.secure_port}"
     resolver = ClusterResolver(cacher)
@@ -144,7 +147,11 @@ async def serve(options: ServeOptions) -> None:
                                       interval_seconds=options.compaction_interval_seconds)
     expiry = ExpiryController(store=store)
     crds = CustomResourceDefinitionController(store=store, catalog=catalog)
+    exports = APIExportController(store=store, resolver=resolver, base_url=server_url)
+    bindings = APIBindingController(store=store, catalog=catalog, resolver=resolver)
     await crds.start()
+    await exports.start()
+    await bindings.start()
     await namespaces.start()
     await workspaces.start()
     await expiry.start()
@@ -185,7 +192,10 @@ async def serve(options: ServeOptions) -> None:
             audit.close()
         await compaction.stop()
         await expiry.stop()
+        await bindings.stop()
+        await exports.stop()
         await crds.stop()
+        await catalog.bound.stop()
         await catalog.custom.stop()
         await workspaces.stop()
         await namespaces.stop()

@@ -1,0 +1,48 @@
+"""Status conditions as controllers keep them: one entry per type, stamped when it flips.
+
+A condition's ``lastTransitionTime`` says when its status last changed, so rewriting the
+same status keeps the old time; that also keeps a reconcile that finds nothing new from
+writing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[Any], kind: str, status: bool, reason: str,
+                  message: str) -> None:
+    """Put one condition into ``conditions`` (in place), keeping its transition time when
+    its status is unchanged."""
+    wanted = "True" if status else "False"
+    for index, existing in enumerate(conditions):
+        if isinstance(existing, Mapping) and existing.get("type") == kind:
+            since = (existing.get("lastTransitionTime")
+                     if existing.get("status") == wanted else None)
+            conditions[index] = _condition(kind, wanted, reason, message, since or now())
+            return
+    conditions.append(_condition(kind, wanted, reason, message, now()))
+
+
+def condition_status(conditions: Any, kind: str) -> str:
+    """"True", "False" or "" (absent) for one condition type."""
+    for existing in conditions or []:
+        if isinstance(existing, Mapping) and existing.get("type") == kind:
+            return str(existing.get("status", ""))
+    return ""
+
+
+def _condition(kind: str, status: str, reason: str, message: str,
+               since: str) -> dict[str, str]:
+    condition = {"type": kind, "status": status, "lastTransitionTime": since}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition

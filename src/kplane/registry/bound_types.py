@@ -1,0 +1,239 @@
+"""Bound resource types: what each logical cluster's APIBindings add to its API.
+
+A Bound APIBinding lists its ``boundResources``: a group and resource, the APIResourceSchema
+that defines it (in the export's logical cluster) and the export's identity hash. The index
+follows APIBindings and APIResourceSchemas of every logical cluster through one watch on the
+cache and turns each bound resource into one :class:`ResourceType` per served version, with a
+Strategy from that version's schema.
+
+A bound type belongs to its export, not to a consumer: the same export bound in a thousand
+workspaces yields one type (``cluster`` is ''), stored under ``<plural>:<identity hash>`` so
+objects of one export never mix with a CRD or another export of the same group and resource.
+APIResourceSchemas are immutable, so a type built once is reused until its schema goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from kplane.registry.custom_types import resource_types_for
+from kplane.registry.keys import parse_key
+from kplane.registry.kinds.custom import CustomResourceStrategy
+from kplane.registry.resources import ResourceType
+from kplane.storage.cacher import CachedObject, Cacher
+
+log = logging.getLogger(__name__)
+
+APIS_PREFIX = "/registry/apis.kcp.io/"
+BINDINGS = "apibindings"
+SCHEMAS = "apiresourceschemas"
+BOUND_PHASE = "Bound"
+
+TypeEntry = tuple[ResourceType, CustomResourceStrategy]
+
+
+@dataclass(frozen=True, slots=True)
+class BoundResource:
+    """One resource a binding makes available, and where its definition lives."""
+
+    group: str
+    resource: str
+    schema: str
+    identity: str
+    export_cluster: str
+
+
+def bound_resources_of(binding: Mapping[str, Any]) -> list[BoundResource]:
+    """The resources a Bound binding serves; none while it is not Bound."""
+    status = binding.get("status") or {}
+    if status.get("phase") != BOUND_PHASE:
+        return []
+    export_cluster = str(status.get("apiExportClusterName") or "")
+    found = []
+    for entry in status.get("boundResources") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        schema = entry.get("schema") or {}
+        found.append(BoundResource(
+            group=str(entry.get("group", "")), resource=str(entry.get("resource", "")),
+            schema=str(schema.get("name", "")), identity=str(schema.get("identityHash", "")),
+            export_cluster=export_cluster))
+    return found
+
+
+def schema_as_crd(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """An APIResourceSchema in the shape of a CRD: its versions carry the OpenAPI schema
+    directly under ``schema``, a CRD's under ``schema.openAPIV3Schema``."""
+    spec = dict(schema.get("spec") or {})
+    versions = []
+    for version in spec.get("versions") or []:
+        if not isinstance(version, Mapping):
+            continue
+        converted = dict(version)
+        converted["schema"] = {"openAPIV3Schema": version.get("schema") or {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+        versions.append(converted)
+    spec["versions"] = versions
+    return {"spec": spec}
+
+
+def types_for_schema(schema: Mapping[str, Any], identity: str) -> list[TypeEntry]:
+    return resource_types_for(schema_as_crd(schema), "", identity=identity)
+
+
+class BoundTypeIndex:
+    """Bound APIBindings of every logical cluster, as resource types."""
+
+    def __init__(self) -> None:
+        # cluster -> binding name -> what it binds
+        self._bindings: dict[str, dict[str, list[BoundResource]]] = {}
+        # (cluster, schema name) -> APIResourceSchema object
+        self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        self._built: dict[tuple[str, str, str], list[TypeEntry]] = {}
+        self._by_cluster: dict[str, list[TypeEntry]] = {}
+        self._strategies: dict[ResourceType, CustomResourceStrategy] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.revision = 0
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(cluster)`` whenever a cluster's bound types change."""
+        self._listeners.append(listener)
+
+    # Reads -------------------------------------------------------------------------------
+
+    def types(self, cluster: str) -> list[TypeEntry]:
+        """Every bound type served in one logical cluster."""
+        if cluster not in self._bindings:
+            return []
+        entries = self._by_cluster.get(cluster)
+        if entries is None:
+            entries = self._by_cluster[cluster] = [
+                entry for bound in self._bindings[cluster].values() for resource in bound
+                for entry in self.types_of(resource)]
+        return entries
+
+    def types_of(self, resource: BoundResource) -> list[TypeEntry]:
+        """The served versions of one bound resource (none while its schema is missing)."""
+        key = (resource.export_cluster, resource.schema, resource.identity)
+        built = self._built.get(key)
+        if built is None:
+            schema = self._schemas.get((resource.export_cluster, resource.schema))
+            if schema is None:
+                return []
+            built = self._built[key] = types_for_schema(schema, resource.identity)
+            for rt, strategy in built:
+                self._strategies[rt] = strategy
+        return built
+
+    def schema(self, cluster: str, name: str) -> dict[str, Any] | None:
+        return self._schemas.get((cluster, name))
+
+    def strategy(self, rt: ResourceType) -> CustomResourceStrategy | None:
+        return self._strategies.get(rt)
+
+    def by_storage(self, group: str, stored_resource: str) -> ResourceType | None:
+        """The storage version's type of ``<plural>:<identity>`` objects, if bound anywhere."""
+        fallback = None
+        for rt, strategy in self._strategies.items():
+            if rt.group == group and rt.stored_resource == stored_resource:
+                if strategy.storage_api_version == rt.api_version:
+                    return rt
+                fallback = fallback or rt
+        return fallback
+
+    def clusters_binding(self, identity: str) -> list[str]:
+        """The logical clusters with a Bound binding to the export of ``identity``."""
+        return [cluster for cluster, bindings in self._bindings.items()
+                if any(r.identity == identity for bound in bindings.values() for r in bound)]
+
+    # Following the cache -----------------------------------------------------------------
+
+    def apply(self, cached: CachedObject, *, deleted: bool) -> None:
+        parsed = parse_key(cached.key)
+        if parsed is None or parsed.group != "apis.kcp.io":
+            return
+        self.revision = max(self.revision, cached.revision)
+        if parsed.resource == BINDINGS:
+            self._apply_binding(parsed.cluster, parsed.name, cached, deleted)
+        elif parsed.resource == SCHEMAS:
+            self._apply_schema(parsed.cluster, parsed.name, cached, deleted)
+
+    def _apply_binding(self, cluster: str, name: str, cached: CachedObject,
+                       deleted: bool) -> None:
+        bindings = self._bindings.setdefault(cluster, {})
+        before = bindings.get(name)
+        bound = [] if deleted else bound_resources_of(orjson.loads(cached.raw))
+        if bound:
+            bindings[name] = bound
+        else:
+            bindings.pop(name, None)
+        if not bindings:
+            del self._bindings[cluster]
+        if before != (bound or None):
+            self._changed(cluster)
+
+    def _apply_schema(self, cluster: str, name: str, cached: CachedObject,
+                      deleted: bool) -> None:
+        key = (cluster, name)
+        if deleted:
+            if self._schemas.pop(key, None) is None:
+                return
+        else:
+            schema = orjson.loads(cached.raw)
+            if self._schemas.get(key, {}).get("spec") == schema.get("spec"):
+                return
+            self._schemas[key] = schema
+        for built_key in [k for k in self._built if k[:2] == key]:
+            for rt, _ in self._built.pop(built_key):
+                self._strategies.pop(rt, None)
+        # Which consumers use the schema is a scan of the bindings: schemas change rarely.
+        for consumer, bindings in list(self._bindings.items()):
+            if any(r.export_cluster == cluster and r.schema == name
+                   for bound in bindings.values() for r in bound):
+                self._changed(consumer)
+
+    def _changed(self, cluster: str) -> None:
+        self._by_cluster.pop(cluster, None)
+        for listener in self._listeners:
+            listener(cluster)
+
+    async def start(self, cacher: Cacher) -> None:
+        for resource in (SCHEMAS, BINDINGS):
+            for cached in cacher.list(f"{APIS_PREFIX}{resource}/"):
+                self.apply(cached, deleted=False)
+        self._task = asyncio.create_task(self._follow(cacher), name="bound-type-index")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self, cacher: Cacher) -> None:
+        after = cacher.revision
+        while True:
+            try:
+                watcher = cacher.watch(APIS_PREFIX, after_revision=after)
+            except Exception:
+                log.exception("cannot watch API bindings; reloading")
+                await asyncio.sleep(0.5)
+                for resource in (SCHEMAS, BINDINGS):
+                    for cached in cacher.list(f"{APIS_PREFIX}{resource}/"):
+                        self.apply(cached, deleted=False)
+                after = cacher.revision
+                continue
+            try:
+                async for event in watcher:
+                    self.apply(event.obj, deleted=event.type == "DELETED")
+                    after = event.obj.revision
+            finally:
+                watcher.close()
+            await asyncio.sleep(0.05)
