@@ -50,6 +50,14 @@ class BoundResource:
     export_cluster: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRef:
+    """An APIExport by logical cluster name and export name."""
+
+    cluster: str
+    name: str
+
+
 def bound_resources_of(binding: Mapping[str, Any]) -> list[BoundResource]:
     """The resources a Bound binding serves; none while it is not Bound."""
     status = binding.get("status") or {}
@@ -94,6 +102,9 @@ class BoundTypeIndex:
     def __init__(self) -> None:
         # cluster -> binding name -> what it binds
         self._bindings: dict[str, dict[str, list[BoundResource]]] = {}
+        # cluster -> binding name -> (the export, accepted claims as (group, resource))
+        self._claims: dict[str, dict[str, tuple[ExportRef, frozenset[tuple[str, str]]]]] = {}
+        self._accepting: dict[tuple[ExportRef, str, str], frozenset[str]] | None = None
         # (cluster, schema name) -> APIResourceSchema object
         self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
         self._built: dict[tuple[str, str, str], list[TypeEntry]] = {}
@@ -149,10 +160,24 @@ class BoundTypeIndex:
                 fallback = fallback or rt
         return fallback
 
-    def clusters_binding(self, identity: str) -> list[str]:
-        """The logical clusters with a Bound binding to the export of ``identity``."""
-        return [cluster for cluster, bindings in self._bindings.items()
-                if any(r.identity == identity for bound in bindings.values() for r in bound)]
+    def clusters_binding(self, export: ExportRef) -> list[str]:
+        """The logical clusters with a Bound binding to ``export``."""
+        return [cluster for cluster, bindings in self._claims.items()
+                if any(bound_export == export for bound_export, _ in bindings.values())]
+
+    def accepting_clusters(self, export: ExportRef, group: str, resource: str,
+                           ) -> frozenset[str]:
+        """The logical clusters whose binding to ``export`` accepted its claim on
+        ``group``/``resource``: whose objects of that resource its provider may reach."""
+        if self._accepting is None:
+            accepting: dict[tuple[ExportRef, str, str], set[str]] = {}
+            for cluster, bindings in self._claims.items():
+                for bound_export, claims in bindings.values():
+                    for claim_group, claim_resource in claims:
+                        accepting.setdefault((bound_export, claim_group, claim_resource),
+                                             set()).add(cluster)
+            self._accepting = {key: frozenset(value) for key, value in accepting.items()}
+        return self._accepting.get((export, group, resource), frozenset())
 
     # Following the cache -----------------------------------------------------------------
 
@@ -168,9 +193,11 @@ class BoundTypeIndex:
 
     def _apply_binding(self, cluster: str, name: str, cached: CachedObject,
                        deleted: bool) -> None:
+        binding = None if deleted else orjson.loads(cached.raw)
+        self._apply_claims(cluster, name, binding)
         bindings = self._bindings.setdefault(cluster, {})
         before = bindings.get(name)
-        bound = [] if deleted else bound_resources_of(orjson.loads(cached.raw))
+        bound = bound_resources_of(binding) if binding is not None else []
         if bound:
             bindings[name] = bound
         else:
@@ -179,6 +206,31 @@ class BoundTypeIndex:
             del self._bindings[cluster]
         if before != (bound or None):
             self._changed(cluster)
+
+    def _apply_claims(self, cluster: str, name: str, binding: Mapping[str, Any] | None) -> None:
+        status = (binding or {}).get("status") or {}
+        entry = None
+        if status.get("phase") == BOUND_PHASE:
+            reference = (((binding or {}).get("spec") or {}).get("reference") or {}
+                         ).get("export") or {}
+            export = ExportRef(str(status.get("apiExportClusterName") or ""),
+                               str(reference.get("name") or ""))
+            claims = frozenset(
+                (str(c.get("group") or ""), str(c.get("resource") or ""))
+                for c in status.get("appliedPermissionClaims") or [] if isinstance(c, Mapping))
+            entry = (export, claims)
+        bindings = self._claims.setdefault(cluster, {})
+        if bindings.get(name) == entry:
+            if not bindings:
+                del self._claims[cluster]
+            return
+        if entry is None:
+            bindings.pop(name, None)
+        else:
+            bindings[name] = entry
+        if not bindings:
+            del self._claims[cluster]
+        self._accepting = None
 
     def _apply_schema(self, cluster: str, name: str, cached: CachedObject,
                       deleted: bool) -> None:

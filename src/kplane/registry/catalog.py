@@ -12,6 +12,8 @@ binding (the controllers refuse the later of the two, so this is only a tie-brea
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from kplane.registry.bound_types import BoundTypeIndex
 from kplane.registry.builtin import BUILTIN_RESOURCES, REVIEWS
 from kplane.registry.custom_types import CustomTypeIndex
@@ -19,6 +21,18 @@ from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds import strategy_for
 from kplane.registry.resources import ResourceType
 from kplane.registry.strategy import Strategy
+
+
+class ServedTypes(Protocol):
+    """What routing and discovery ask: the types one logical cluster serves.
+
+    The :class:`Catalog` answers for workspaces; a virtual workspace answers with the few
+    types an export exposes."""
+
+    def resources(self, cluster: str) -> tuple[ResourceType, ...]: ...
+
+    def lookup(self, cluster: str, group: str, version: str,
+               resource: str) -> ResourceType | None: ...
 
 
 class Catalog:

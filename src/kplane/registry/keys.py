@@ -39,6 +39,11 @@ def object_key(rt: ResourceType, cluster: str, namespace: str, name: str) -> str
     return f"{base}{namespace}/{name}" if rt.namespaced else f"{base}{name}"
 
 
+def cluster_of_key(key: str) -> str:
+    """The logical cluster of an object key (the segment after group and resource)."""
+    return key.split("/", 5)[4]
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedKey:
     group: str

@@ -16,7 +16,7 @@ import builtins
 import copy
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
 from kplane.registry.codec import decode_stored, encode_for_storage
 from kplane.registry.consistency import RevisionReader
-from kplane.registry.keys import ALL_CLUSTERS, collection_prefix, object_key
+from kplane.registry.keys import ALL_CLUSTERS, cluster_of_key, collection_prefix, object_key
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.resources import ResourceType
 from kplane.registry.strategy import Strategy
@@ -92,6 +92,9 @@ class Target:
     cluster: str
     namespace: str = ""
     name: str = ""
+    # Across all logical clusters (``*``): which clusters' objects a list or watch may see
+    # (a virtual workspace shows a provider only its consumers'); None: every cluster.
+    cluster_filter: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 class Store:
@@ -224,14 +227,21 @@ class Store:
     def _collection_predicate(self, target: Target, strategy: Strategy, options: ListOptions,
                               ) -> Callable[[CachedObject], bool] | None:
         predicate = self.predicate(strategy, options.label_selector, options.field_selector)
-        if target.cluster != ALL_CLUSTERS or not target.namespace:
+        if target.cluster != ALL_CLUSTERS:
             return predicate
-        # Across all clusters the key prefix cannot select a namespace; filter instead.
-        namespace = target.namespace
-        if predicate is None:
-            return lambda cached: cached.namespace == namespace
-        selected = predicate
-        return lambda cached: cached.namespace == namespace and selected(cached)
+        if target.namespace:
+            # Across all clusters the key prefix cannot select a namespace; filter instead.
+            namespace = target.namespace
+            selected = predicate
+            predicate = (lambda cached: cached.namespace == namespace) if selected is None \
+                else (lambda cached: cached.namespace == namespace and selected(cached))
+        allowed = target.cluster_filter
+        if allowed is None:
+            return predicate
+        narrowed = predicate
+        if narrowed is None:
+            return lambda cached: allowed(cluster_of_key(cached.key))
+        return lambda cached: allowed(cluster_of_key(cached.key)) and narrowed(cached)
 
     def predicate(self, strategy: Strategy, label_selector: str, field_selector: str,
                   ) -> Callable[[CachedObject], bool] | None:

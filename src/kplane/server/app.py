@@ -22,6 +22,7 @@ from kplane.registry.catalog import Catalog
 from kplane.registry.store import Store
 from kplane.server import metrics
 from kplane.server.audit import AuditLog
+from kplane.server.bind_permission import BindPermission
 from kplane.server.http import Request, query_flag, send_status_error
 from kplane.server.limits import InflightLimiter
 from kplane.server.nonresource import NonResourceHandler
@@ -31,6 +32,8 @@ from kplane.server.reviews import Reviews
 from kplane.server.security import Security
 from kplane.server.tls import certificate_user
 from kplane.server.types import Receive, Scope, Send
+from kplane.server.virtual_workspace import VirtualPath, VirtualWorkspaces
+from kplane.server.virtual_workspace import match as match_virtual
 from kplane.storage.backend import UnavailableError
 from kplane.tenancy.names import ROOT, WILDCARD
 from kplane.tenancy.resolver import ClusterResolver
@@ -54,9 +57,17 @@ class KplaneApp:
         self.security = security or Security()
         self.limiter = limiter or InflightLimiter()
         self.audit = audit
-        self.resources = ResourceHandler(store=store, catalog=catalog, reviews=reviews)
+        bind_permission = (BindPermission(security=self.security, resolver=resolver)
+                           if resolver is not None else None)
+        self.resources = ResourceHandler(store=store, catalog=catalog, reviews=reviews,
+                                         bind_permission=bind_permission)
         self.nonresource = NonResourceHandler(catalog=catalog, server_address=server_address,
                                               is_ready=is_ready)
+        self.virtual: VirtualWorkspaces | None = None
+        if resolver is not None:
+            self.virtual = VirtualWorkspaces(
+                store=store, catalog=catalog, resolver=resolver, security=self.security,
+                resources=self.resources, nonresource=self.nonresource)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -76,7 +87,9 @@ class KplaneApp:
         request: Request | None = None
         try:
             request = Request(scope, receive)
-            info = parse_request(request.method, _raw_path(scope),
+            raw_path = _raw_path(scope)
+            virtual = match_virtual(raw_path) if self.virtual is not None else None
+            info = parse_request(request.method, virtual.rest if virtual else raw_path,
                                  watch=query_flag(request.query.get("watch")))
             verb, resource = info.verb or request.method.lower(), info.resource
             # Who asks and where come first, so that even a refusal for load is audited
@@ -85,6 +98,9 @@ class KplaneApp:
             user = await self.security.authenticate(
                 certificate_user=certificate_user(scope), headers=scope["headers"],
                 path=info.path)
+            if virtual is not None:
+                await self._serve_virtual(request, info, virtual, user, state.send)
+                return
             info = self._resolve_cluster(info, user)
             with self.limiter.admit(info.verb if info.is_resource_request else "get"):
                 acting = user
@@ -125,6 +141,17 @@ class KplaneApp:
             if self.audit is not None:
                 self._audit(scope, info, user, impersonated, state.status, received,
                             workspace, request)
+
+    async def _serve_virtual(self, request: Request, info: RequestInfo, virtual: VirtualPath,
+                             user: UserInfo | None, send: Send) -> None:
+        assert self.virtual is not None
+        with self.limiter.admit(info.verb if info.is_resource_request else "get"):
+            acting = user
+            if user is not None:
+                acting = self.security.impersonate(user, request.scope["headers"],
+                                                   info.cluster)
+            request.user = acting
+            await self.virtual.handle(request, info, virtual, acting, send)
 
     def _audit(self, scope: Scope, info: RequestInfo | None, user: UserInfo | None,
                impersonated: UserInfo | None, code: int, received: float,

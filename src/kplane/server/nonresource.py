@@ -15,7 +15,7 @@ import orjson
 from kplane import __version__
 from kplane.apimachinery import errors
 from kplane.apimachinery.builtin_schemas import KUBERNETES_VERSION
-from kplane.registry.catalog import Catalog
+from kplane.registry.catalog import Catalog, ServedTypes
 from kplane.registry.resources import ResourceType
 from kplane.server import discovery, metrics, openapi
 from kplane.server.http import Request, send_bytes
@@ -71,13 +71,16 @@ class NonResourceHandler:
             body = self._documents[key] = orjson.dumps(document)
         return body
 
-    async def handle(self, request: Request, info: RequestInfo, send: Send) -> None:
+    async def handle(self, request: Request, info: RequestInfo, send: Send, *,
+                     served: ServedTypes | None = None) -> None:
+        """Serve one non-resource request; ``served`` narrows discovery and OpenAPI to what
+        a virtual workspace exposes."""
         if request.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed(
                 f"the server does not allow this method on the requested resource: "
                 f"{request.method}")
         path = info.path
-        resources = self._catalog.resources(info.cluster)
+        resources = (served or self._catalog).resources(info.cluster)
         if path in ("/healthz", "/livez", "/readyz"):
             await self._health(path, send)
         elif path == "/version":

@@ -7,6 +7,7 @@ delete responses, and handing watches to :mod:`kplane.server.watch`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.protobuf import PROTOBUF_CONTENT_TYPE, supports_protobuf
 from kplane.auth.authn import SYSTEM_MASTERS, UserInfo
 from kplane.registry import builtin
-from kplane.registry.catalog import Catalog
+from kplane.registry.catalog import Catalog, ServedTypes
 from kplane.registry.kinds.tenancy import OWNER_ANNOTATION
 from kplane.registry.options import (
     FIELD_VALIDATION_MODES,
@@ -38,6 +39,7 @@ from kplane.registry.store import (
 )
 from kplane.registry.tables import table_for_kind
 from kplane.server import negotiation, scale
+from kplane.server.bind_permission import BINDING_TYPES, BindPermission
 from kplane.server.body import decode_body, media_type
 from kplane.server.http import Request, query_flag, send_bytes, warning_headers
 from kplane.server.request_info import RequestInfo
@@ -131,13 +133,16 @@ def record_owner(body: Any, user: UserInfo | None) -> None:
 class ResourceHandler:
     """Answers every request addressed to a resource."""
 
-    def __init__(self, *, store: Store, catalog: Catalog, reviews: Reviews | None = None) -> None:
+    def __init__(self, *, store: Store, catalog: Catalog, reviews: Reviews | None = None,
+                 bind_permission: BindPermission | None = None) -> None:
         self._store = store
         self._catalog = catalog
         self._reviews = reviews
+        self._bind_permission = bind_permission
 
-    def resolve(self, info: RequestInfo) -> ResourceType:
-        rt = self._catalog.lookup(info.cluster, info.group, info.version, info.resource)
+    def resolve(self, info: RequestInfo, served: ServedTypes | None = None) -> ResourceType:
+        rt = (served or self._catalog).lookup(info.cluster, info.group, info.version,
+                                              info.resource)
         if rt is None:
             raise errors.plain_not_found()
         if info.subresource and info.subresource not in rt.subresources:
@@ -149,9 +154,13 @@ class ResourceHandler:
             raise errors.plain_not_found()
         return rt
 
-    async def handle(self, request: Request, info: RequestInfo, send: Send) -> None:
-        rt = self.resolve(info)
-        target = Target(rt, info.cluster, info.namespace, info.name)
+    async def handle(self, request: Request, info: RequestInfo, send: Send, *,
+                     served: ServedTypes | None = None,
+                     cluster_filter: Callable[[str], bool] | None = None) -> None:
+        """Serve one resource request; ``served`` and ``cluster_filter`` narrow what a
+        virtual workspace exposes (default: the logical cluster's own types)."""
+        rt = self.resolve(info, served)
+        target = Target(rt, info.cluster, info.namespace, info.name, cluster_filter)
         verb = info.verb
         if self._reviews is not None and self._reviews.handles(rt, info.subresource):
             await self._review(request, rt, info, send)
@@ -366,6 +375,8 @@ class ResourceHandler:
         body = await self._read_body(request)
         if target.rt == builtin.WORKSPACES:
             record_owner(body, request.user)
+        if self._bind_permission is not None and target.rt in BINDING_TYPES:
+            self._bind_permission.check(request.user, target.cluster, body)
         options = write_options(request, options_kind="CreateOptions")
         obj = await self._store.create(target, body, options)
         await self._respond(send, request, target.rt, 201, obj, warnings=options.warnings)
@@ -394,6 +405,9 @@ class ResourceHandler:
         force_raw = request.query.get("force")
         force = query_flag(force_raw) if force_raw is not None else False
         existed = self._store.get_cached(target) is not None
+        if (not existed and content == APPLY_PATCH and target.rt in BINDING_TYPES
+                and self._bind_permission is not None):
+            self._bind_permission.check(request.user, target.cluster, doc)
         obj = await self._store.patch(target, content, doc, options, force=force,
                                       subresource=info.subresource)
         status = 201 if content == APPLY_PATCH and not existed else 200
