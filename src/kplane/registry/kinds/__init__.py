@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from kplane.registry import builtin
+from kplane.registry.kinds.apis import (
+    APIBindingStrategy,
+    APIBindingV1Alpha1Strategy,
+    APIExportEndpointSliceStrategy,
+    APIExportStrategy,
+    APIExportV1Alpha1Strategy,
+    APIResourceSchemaStrategy,
+)
 from kplane.registry.kinds.core import (
     ConfigMapStrategy,
     EventStrategy,
@@ -36,6 +44,12 @@ _STRATEGY_CLASSES: dict[ResourceType, type[Strategy]] = {
     builtin.WORKSPACE_TYPES: WorkspaceTypeStrategy,
     builtin.LOGICAL_CLUSTERS: LogicalClusterStrategy,
     builtin.CUSTOM_RESOURCE_DEFINITIONS: CustomResourceDefinitionStrategy,
+    builtin.API_RESOURCE_SCHEMAS: APIResourceSchemaStrategy,
+    builtin.API_EXPORTS: APIExportStrategy,
+    builtin.API_EXPORTS_V1ALPHA1: APIExportV1Alpha1Strategy,
+    builtin.API_BINDINGS: APIBindingStrategy,
+    builtin.API_BINDINGS_V1ALPHA1: APIBindingV1Alpha1Strategy,
+    builtin.API_EXPORT_ENDPOINT_SLICES: APIExportEndpointSliceStrategy,
 }
 
 
