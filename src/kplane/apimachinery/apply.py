@@ -753,6 +753,7 @@ def _emptied(before: Any, after: Any) -> bool:
 # Manager names.
 
 
+@functools.lru_cache(maxsize=256)
 def manager_from_user_agent(user_agent: str) -> str:
     """The default field manager: the User-Agent up to its first ``/``, printable
     characters only, at most 128 bytes (upstream's prefixFromUserAgent)."""

@@ -10,8 +10,9 @@ callers attach them to a field path. ``generate_name`` builds names for ``genera
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
+
+from kplane.apimachinery.random_ids import random_chars
 
 NameValidator = Callable[[str], list[str]]
 """Checks one object name; returns upstream's failure messages, empty when valid."""
@@ -198,7 +199,5 @@ def validate_dns1035_label_name(name: str, prefix: bool = False) -> list[str]:
 
 def generate_name(base: str) -> str:
     """A fresh name for ``generateName``: the base (cut to 58 chars) and 5 random chars."""
-    suffix = "".join(
-        secrets.choice(GENERATE_NAME_ALPHABET) for _ in range(GENERATE_NAME_RANDOM_LENGTH)
-    )
+    suffix = random_chars(GENERATE_NAME_ALPHABET, GENERATE_NAME_RANDOM_LENGTH)
     return base[:GENERATE_NAME_MAX_BASE_LENGTH] + suffix

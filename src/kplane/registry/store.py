@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import builtins
 import copy
-import uuid
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ from kplane.apimachinery.apply import server_side_apply, track_update
 from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.patch import apply_json_patch, apply_merge_patch
 from kplane.apimachinery.strategic import apply_strategic_merge_patch
+from kplane.apimachinery.random_ids import new_uid
 from kplane.registry import builtin, pagination
 from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
@@ -63,8 +64,17 @@ APPLY_PATCH = "application/apply-patch+yaml"
 APPLY_PATCH_CBOR = "application/apply-patch+cbor"
 
 
+_last_second: list[Any] = [-1, ""]
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time at second precision; formatted once per second, since every write
+    stamps it once or twice."""
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second[:] = [second, datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")]
+    return str(_last_second[1])
 
 
 @dataclass(slots=True)
@@ -396,7 +406,7 @@ class Store:
         generate = not meta.get("name") and bool(meta.get("generateName"))
         if generate:
             meta["name"] = names.generate_name(str(meta["generateName"]))
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = self._clock()
         if strategy.tracks_generation:
             meta["generation"] = 1
