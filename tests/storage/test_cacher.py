@@ -481,3 +481,26 @@ async def test_backend_watch_failure_relists_and_closes_watchers(
     finally:
         await cache.stop()
         await backend.close()
+
+
+async def test_waiting_until_a_time_keeps_one_timer_across_events(
+    backend: SQLiteBackend, cacher: Cacher
+) -> None:
+    watcher = cacher.watch(f"{CM}/", after_revision=cacher.revision)
+    loop = asyncio.get_running_loop()
+    when = loop.time() + 0.3
+    waiting = asyncio.create_task(watcher.next_event_until(when))
+    await asyncio.sleep(0.01)
+    await backend.create(f"{CM}/c1/default/early", body("early", "default"))
+    event = await asyncio.wait_for(waiting, 1)
+    assert event is not None and event.obj.name == "early"
+    timer = watcher._timer
+    assert timer is not None
+    # Waiting again for the same time reuses the armed timer and ends at that time.
+    assert await watcher.next_event_until(when) is None
+    assert watcher._timer is timer
+    assert loop.time() >= when
+    # A time already passed answers at once.
+    assert await watcher.next_event_until(when) is None
+    watcher.close()
+    assert watcher._timer is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -59,6 +60,8 @@ class WatchStream:
         self._deadline = time.monotonic() + (timeout if timeout is not None else default_timeout())
         self._columns_sent = False
         self._disconnected = asyncio.Event()
+        # Event type -> this stream's key into an event's shared frames (built once).
+        self._memo_keys: dict[str, str] = {}
 
     async def _start(self) -> None:
         await self._send({
@@ -89,8 +92,11 @@ class WatchStream:
         if self._table_version and not self._columns_sent:
             return self._encode(event.type, event.obj)
         # Watchers of another version of the same custom resource see other bytes.
-        memo_key = (f"{event.type}:{self._rt.api_version}:{self._table_version}:"
-                    f"{self._include_object}")
+        memo_key = self._memo_keys.get(event.type)
+        if memo_key is None:
+            memo_key = self._memo_keys[event.type] = (
+                f"{event.type}:{self._rt.api_version}:{self._table_version}:"
+                f"{self._include_object}")
         frame = event.memo.get(memo_key)
         if frame is None:
             frame = event.memo[memo_key] = self._encode(event.type, event.obj)
@@ -135,28 +141,24 @@ class WatchStream:
             await self._send({"type": "http.response.body", "body": b""})
 
     async def _follow(self, watcher: Any, current_revision: Callable[[], int]) -> None:
-        last_bookmark = time.monotonic()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._deadline - time.monotonic())
+        next_bookmark = (loop.time() + BOOKMARK_INTERVAL_SECONDS if self._bookmarks
+                         else math.inf)
         while not self._disconnected.is_set():
-            now = time.monotonic()
-            remaining = self._deadline - now
-            if remaining <= 0:
-                return
-            # The wait is bounded so a watcher the cache closed is noticed promptly.
-            wait = min(remaining, 5.0)
-            if self._bookmarks:
-                wait = min(wait, max(0.05, BOOKMARK_INTERVAL_SECONDS - (now - last_bookmark)))
+            # The same wake-up time until a bookmark is due: the watcher keeps one timer.
             try:
-                event = await watcher.next_event(timeout=wait)
+                event = await watcher.next_event_until(min(deadline, next_bookmark))
             except StopAsyncIteration:
                 return
             if self._disconnected.is_set():
                 return
             if event is None:
-                if watcher.closed:
+                now = loop.time()
+                if now >= deadline:
                     return
-                since_bookmark = time.monotonic() - last_bookmark
-                if self._bookmarks and since_bookmark >= BOOKMARK_INTERVAL_SECONDS:
+                if now >= next_bookmark:
                     await self._write(self._bookmark(current_revision()))
-                    last_bookmark = time.monotonic()
+                    next_bookmark = now + BOOKMARK_INTERVAL_SECONDS
                 continue
             await self._write(self._event_frame(event))

@@ -381,6 +381,8 @@ class CacheWatcher:
         self._replay: deque[CacheEvent] = deque()
         self._live: deque[CacheEvent] = deque()
         self._wakeup: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
         self._closed = False
 
     def __aiter__(self) -> AsyncIterator[CacheEvent]:
@@ -397,17 +399,31 @@ class CacheWatcher:
 
         Raises StopAsyncIteration once the watcher is closed (by ``close()``, by the
         cacher stopping or relisting, or because this watcher fell behind)."""
+        return await self.next_event_until(asyncio.get_running_loop().time() + timeout)
+
+    async def next_event_until(self, when: float) -> CacheEvent | None:
+        """The next event, or None once the loop's clock reaches ``when``.
+
+        A watch server passes the same ``when`` until it has something of its own to do
+        (a bookmark, its deadline), so one timer serves every wait in between: a thousand
+        watchers of a busy resource arm no timer per event."""
+        loop = asyncio.get_running_loop()
         while True:
             event = self._pop()
             if event is not None:
                 return event
             if self._closed:
                 raise StopAsyncIteration
-            self._wakeup = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._wakeup, timeout)
-            except TimeoutError:
+            if loop.time() >= when:
                 return None
+            if self._timer is None or self._timer_when != when:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_at(when, self._wake)
+                self._timer_when = when
+            self._wakeup = loop.create_future()
+            try:
+                await self._wakeup
             finally:
                 self._wakeup = None
 
@@ -417,6 +433,9 @@ class CacheWatcher:
         self._closed = True
         self._replay.clear()
         self._live.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake()
         self._on_close(self)
 
