@@ -1,5 +1,6 @@
-"""kcp's apis.kcp.io kinds: their rules through the Strategy and a real Store, and the
-v1alpha1 <-> v1alpha2 conversion of APIExports and APIBindings."""
+"""kcp's apis.kcp.io kinds: their rules through the Strategy and a real Store, in both
+served versions of APIExport and APIBinding (the conversion itself is tested in
+test_apis_conversion.py)."""
 
 from __future__ import annotations
 
@@ -16,24 +17,29 @@ from kplane.apimachinery.errors import Cause, StatusError
 from kplane.registry import builtin
 from kplane.registry.kinds import strategy_for
 from kplane.registry.kinds.apis import (
-    ACCEPTABLE_CLAIMS_ANNOTATION,
-    PERMISSION_CLAIMS_ANNOTATION,
-    RESOURCE_SCHEMAS_ANNOTATION,
     APIBindingStrategy,
     APIBindingV1Alpha1Strategy,
     APIExportEndpointSliceStrategy,
     APIExportStrategy,
     APIExportV1Alpha1Strategy,
     APIResourceSchemaStrategy,
+)
+from kplane.registry.kinds.apis_conversion import (
+    ACCEPTABLE_CLAIMS_ANNOTATION,
+    PERMISSION_CLAIMS_ANNOTATION,
+    RESOURCE_SCHEMAS_ANNOTATION,
     binding_to_v1alpha1,
-    binding_to_v1alpha2,
-    export_to_v1alpha1,
-    export_to_v1alpha2,
 )
 from kplane.registry.options import WriteOptions
 from kplane.registry.resources import ResourceType
 from kplane.registry.store import MERGE_PATCH, Store, Target
 from kplane.registry.tables import table_for_kind
+from tests.registry.kinds.test_apis_conversion import (
+    V1_BINDING,
+    V1_EXPORT,
+    V2_BINDING,
+    V2_EXPORT,
+)
 from tests.registry.test_store import running_store
 
 ROOT = "root"
@@ -195,78 +201,7 @@ async def test_schemas_through_the_store(store: Store) -> None:
     assert updated["spec"] == created["spec"]
 
 
-# --- APIExport conversion ------------------------------------------------------------------
-
-V1_EXPORT: dict[str, Any] = {
-    "apiVersion": V1, "kind": "APIExport",
-    "metadata": {"name": "widgets", "annotations": {"kcp.io/cluster": "root"}},
-    "spec": {
-        "latestResourceSchemas": ["v1.widgets.example.io", "v2.configmaps.core"],
-        "permissionClaims": [
-            {"group": "", "resource": "secrets", "all": True},
-            {"group": "example.io", "resource": "gadgets", "identityHash": "abc", "all": True},
-        ],
-        "identity": {"secretRef": {"namespace": "kcp-system", "name": "widgets"}},
-    },
-    "status": {"identityHash": "f00d"},
-}
-V2_EXPORT: dict[str, Any] = {
-    "apiVersion": V2, "kind": "APIExport",
-    "metadata": {"name": "widgets", "annotations": {"kcp.io/cluster": "root"}},
-    "spec": {
-        "resources": [
-            {"group": "example.io", "name": "widgets", "schema": "v1.widgets.example.io",
-             "storage": {"crd": {}}},
-            {"group": "", "name": "configmaps", "schema": "v2.configmaps.core",
-             "storage": {"crd": {}}},
-        ],
-        "permissionClaims": [
-            {"group": "", "resource": "secrets", "verbs": ["*"]},
-            {"group": "example.io", "resource": "gadgets", "identityHash": "abc",
-             "verbs": ["*"]},
-        ],
-        "identity": {"secretRef": {"namespace": "kcp-system", "name": "widgets"}},
-    },
-    "status": {"identityHash": "f00d"},
-}
-
-
-def test_a_v1alpha1_export_converts_to_v1alpha2_and_back() -> None:
-    assert export_to_v1alpha2(V1_EXPORT) == V2_EXPORT
-    assert export_to_v1alpha1(V2_EXPORT) == V1_EXPORT
-
-
-def test_what_v1alpha1_cannot_say_travels_in_kcps_annotations() -> None:
-    v2 = copy.deepcopy(V2_EXPORT)
-    virtual = {"group": "example.io", "name": "gizmos", "schema": "v1.gizmos.example.io",
-               "storage": {"virtual": {"reference": {"kind": "Thing", "name": "t"}}}}
-    v2["spec"]["resources"].append(virtual)
-    v2["spec"]["permissionClaims"][0]["verbs"] = ["get", "list"]
-    v2["spec"]["permissionClaims"][1]["defaultSelector"] = {"matchLabels": {"a": "b"}}
-    v1 = export_to_v1alpha1(v2)
-    assert v1["spec"]["latestResourceSchemas"] == ["v1.widgets.example.io",
-                                                   "v2.configmaps.core"]
-    assert v1["spec"]["permissionClaims"] == V1_EXPORT["spec"]["permissionClaims"]
-    annotations = v1["metadata"]["annotations"]
-    assert orjson.loads(annotations[RESOURCE_SCHEMAS_ANNOTATION]) == [virtual]
-    assert orjson.loads(annotations[PERMISSION_CLAIMS_ANNOTATION]) == [
-        {"group": "", "resource": "secrets", "verbs": ["get", "list"]},
-        {"group": "example.io", "resource": "gadgets", "identityHash": "abc", "verbs": ["*"],
-         "defaultSelector": {"matchLabels": {"a": "b"}}}]
-    # Back in the stored form nothing was lost and the annotations are gone again.
-    assert export_to_v1alpha2(v1) == v2
-
-
-def test_a_v1alpha1_client_dropping_a_claim_drops_its_stashed_verbs() -> None:
-    v2 = copy.deepcopy(V2_EXPORT)
-    v2["spec"]["permissionClaims"][0]["verbs"] = ["get"]
-    v1 = export_to_v1alpha1(v2)
-    del v1["spec"]["permissionClaims"][0]
-    assert export_to_v1alpha2(v1)["spec"]["permissionClaims"] == [
-        V2_EXPORT["spec"]["permissionClaims"][1]]
-
-
-# --- APIExport rules -----------------------------------------------------------------------
+# --- APIExport -----------------------------------------------------------------------------
 
 EXPORTS = APIExportStrategy(builtin.API_EXPORTS)
 EXPORTS_V1 = APIExportV1Alpha1Strategy(builtin.API_EXPORTS_V1ALPHA1)
@@ -454,63 +389,8 @@ async def test_exports_through_the_store_in_both_versions(store: Store) -> None:
 
 # --- APIBinding ----------------------------------------------------------------------------
 
-V1_BINDING: dict[str, Any] = {
-    "apiVersion": V1, "kind": "APIBinding",
-    "metadata": {"name": "widgets", "annotations": {"kcp.io/cluster": "root"}},
-    "spec": {
-        "reference": {"export": {"path": "root:providers", "name": "widgets"}},
-        "permissionClaims": [{"group": "", "resource": "secrets", "all": True,
-                              "state": "Accepted"}],
-    },
-    "status": {
-        "phase": "Bound",
-        "apiExportClusterName": "2x8abc",
-        "boundResources": [{"group": "example.io", "resource": "widgets",
-                            "schema": {"name": "v1.widgets.example.io", "UID": "u",
-                                       "identityHash": "f00d"},
-                            "storageVersions": ["v1"]}],
-        "exportPermissionClaims": [{"group": "", "resource": "secrets", "all": True}],
-        "appliedPermissionClaims": [{"group": "", "resource": "secrets", "all": True}],
-    },
-}
-V2_BINDING: dict[str, Any] = {
-    **V1_BINDING,
-    "apiVersion": V2,
-    "spec": {
-        "reference": {"export": {"path": "root:providers", "name": "widgets"}},
-        "permissionClaims": [{"group": "", "resource": "secrets", "verbs": ["*"],
-                              "selector": {"matchAll": True}, "state": "Accepted"}],
-    },
-    "status": {
-        **V1_BINDING["status"],
-        "exportPermissionClaims": [{"group": "", "resource": "secrets", "verbs": ["*"]}],
-        "appliedPermissionClaims": [{"group": "", "resource": "secrets", "verbs": ["*"],
-                                     "selector": {"matchAll": True}}],
-    },
-}
-
 BINDINGS = APIBindingStrategy(builtin.API_BINDINGS)
 BINDINGS_V1 = APIBindingV1Alpha1Strategy(builtin.API_BINDINGS_V1ALPHA1)
-
-
-def test_a_v1alpha1_binding_converts_to_v1alpha2_and_back() -> None:
-    assert binding_to_v1alpha2(V1_BINDING) == V2_BINDING
-    assert binding_to_v1alpha1(V2_BINDING) == V1_BINDING
-
-
-def test_a_label_selector_survives_a_v1alpha1_round_trip() -> None:
-    v2 = copy.deepcopy(V2_BINDING)
-    v2["spec"]["permissionClaims"][0]["selector"] = {"matchLabels": {"share": "yes"}}
-    v1 = binding_to_v1alpha1(v2)
-    assert v1["spec"]["permissionClaims"] == V1_BINDING["spec"]["permissionClaims"]
-    assert orjson.loads(v1["metadata"]["annotations"][ACCEPTABLE_CLAIMS_ANNOTATION]) == [
-        {"group": "", "resource": "secrets", "verbs": ["*"],
-         "selector": {"matchLabels": {"share": "yes"}}}]
-    assert binding_to_v1alpha2(v1) == v2
-    # The v1alpha1 client's own answer (state) wins; the selector comes from the stash.
-    v1["spec"]["permissionClaims"][0]["state"] = "Rejected"
-    back = binding_to_v1alpha2(v1)["spec"]["permissionClaims"][0]
-    assert (back["state"], back["selector"]) == ("Rejected", {"matchLabels": {"share": "yes"}})
 
 
 def test_a_binding_needs_an_export_name() -> None:
@@ -585,6 +465,19 @@ def test_binding_printer_columns() -> None:
         table = table_for_kind(strategy, [obj])
         assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age", "Ready"]
         assert table["rows"][0]["cells"][2] == "False"
+
+
+def test_a_v1alpha1_client_cannot_rescope_a_claim_through_the_annotation() -> None:
+    v2 = copy.deepcopy(V2_BINDING)
+    v2["spec"]["permissionClaims"][0]["selector"] = {"matchLabels": {"share": "yes"}}
+    old = binding_to_v1alpha1(v2)
+    new = copy.deepcopy(old)
+    new["metadata"]["annotations"][ACCEPTABLE_CLAIMS_ANNOTATION] = orjson.dumps(
+        [{"group": "", "resource": "secrets", "verbs": ["*"],
+          "selector": {"matchLabels": {"share": "all"}}}]).decode()
+    assert BINDINGS_V1.validate_update(old, old) == []
+    assert fields(BINDINGS_V1.validate_update(new, old)) == [
+        "spec.permissionClaims[0].selector"]
 
 
 async def test_bindings_through_the_store_in_both_versions(store: Store) -> None:
@@ -678,16 +571,3 @@ def test_every_apis_kind_has_its_strategy_and_published_schema(
     published = strategy.published_schema()
     assert published is not None and published[0] == definition
     assert strategy.name_validator("Not_A_Subdomain")
-
-
-def test_a_v1alpha1_client_cannot_rescope_a_claim_through_the_annotation() -> None:
-    v2 = copy.deepcopy(V2_BINDING)
-    v2["spec"]["permissionClaims"][0]["selector"] = {"matchLabels": {"share": "yes"}}
-    old = binding_to_v1alpha1(v2)
-    new = copy.deepcopy(old)
-    new["metadata"]["annotations"][ACCEPTABLE_CLAIMS_ANNOTATION] = orjson.dumps(
-        [{"group": "", "resource": "secrets", "verbs": ["*"],
-          "selector": {"matchLabels": {"share": "all"}}}]).decode()
-    assert BINDINGS_V1.validate_update(old, old) == []
-    assert fields(BINDINGS_V1.validate_update(new, old)) == [
-        "spec.permissionClaims[0].selector"]
