@@ -102,7 +102,7 @@ API_RESOURCE_SCHEMAS = ResourceType(
     namespaced=False, categories=("kcp",), supports_strategic_merge=False,
 )
 # APIExports and APIBindings are stored in their v1alpha2 form; v1alpha1 is served too,
-# converted on the way in and out (kinds/apis.py).
+# converted on the way in and out (kinds/apis_conversion.py).
 API_EXPORTS = ResourceType(
     group=_APIS, version="v1alpha2", resource="apiexports", kind="APIExport",
     namespaced=False, categories=("kcp",), subresources=("status",),
