@@ -27,8 +27,8 @@ from kplane.apimachinery import fields as fieldselectors
 from kplane.apimachinery.apply import server_side_apply, track_update
 from kplane.apimachinery.errors import StatusError
 from kplane.apimachinery.patch import apply_json_patch, apply_merge_patch
-from kplane.apimachinery.strategic import apply_strategic_merge_patch
 from kplane.apimachinery.random_ids import new_uid
+from kplane.apimachinery.strategic import apply_strategic_merge_patch
 from kplane.registry import builtin, pagination
 from kplane.registry.admission import AdmissionPlugin
 from kplane.registry.catalog import Catalog
