@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -24,12 +25,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from kplane.sdk import (
+    ApiError,
     Client,
     Controller,
     Informer,
     Kubeconfig,
     KubeconfigError,
     ObjectKey,
+    TransportError,
     cluster_of,
 )
 from kplane_postgres import api
@@ -133,7 +136,8 @@ async def check_postgres(postgres: Postgres) -> None:
     log.info("PostgreSQL %s reachable", row[1])
 
 
-async def run(options: Options, stop: asyncio.Event) -> None:
+async def run(options: Options, stop: asyncio.Event, serving: asyncio.Event) -> None:
+    """Start up, then serve until ``stop`` is set; ``serving`` is set in between."""
     postgres = Postgres(options.dsn)
     await check_postgres(postgres)
     try:
@@ -168,6 +172,7 @@ async def run(options: Options, stop: asyncio.Event) -> None:
         await secrets.start()
         log.info("serving %s.%s from APIExport %s in %s", api.PLURAL, options.group,
                  options.export, options.workspace)
+        serving.set()
         try:
             await stop.wait()
         finally:
@@ -177,11 +182,21 @@ async def run(options: Options, stop: asyncio.Event) -> None:
 
 
 async def _main(options: Options) -> None:
-    stop = asyncio.Event()
+    stop, serving = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await run(options, stop)
+    work = asyncio.create_task(run(options, stop, serving))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not serving.is_set() and not work.done():
+        # A signal during start-up (e.g. while waiting for the export): nothing to wind down.
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return
+    await work  # serving ends by itself once stop is set; errors propagate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except psycopg.OperationalError as error:
         log.error("cannot reach PostgreSQL: %s", error)
+        return 2
+    except TransportError as error:
+        log.error("cannot reach kplane: %s", error)
+        return 2
+    except ApiError as error:
+        log.error("kplane refused a start-up request: %s", error)
         return 2
     return 0
 
