@@ -32,18 +32,22 @@ from tests.e2e.test_authorization import (
 )
 from tests.e2e.test_workspaces import TENANCY, eventually, ready_workspace
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 TOKEN = "s3cr3t-token-for-tokenuser-0123456789"
 WS = "root:authn"
 OTHER = "root:authn-other"
 
 
 @pytest.fixture(scope="module")
-def kplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KplaneProcess]:
+def kplane(tmp_path_factory: pytest.TempPathFactory,
+           storage_args: list[str]) -> Iterator[KplaneProcess]:
     base = tmp_path_factory.mktemp("authn")
     tokens = base / "tokens.csv"
     tokens.write_text(f'{TOKEN},tokenuser,uid-42,"devs,ops"\n')
     server = KplaneProcess(data_dir=base / "data", port=free_port(),
-                           extra_args=["--token-auth-file", str(tokens)])
+                           extra_args=["--token-auth-file", str(tokens), *storage_args])
     server.start()
     try:
         yield server

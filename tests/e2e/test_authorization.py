@@ -32,6 +32,9 @@ import yaml
 from tests.e2e.server import KUBECTL, KplaneProcess
 from tests.e2e.test_workspaces import eventually, ready_workspace
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 RBAC = "apis/rbac.authorization.k8s.io/v1"
 NAMESPACE = "team"
 USERS = ("ws-admin", "editor", "viewer", "outsider")

@@ -9,6 +9,9 @@ import pytest
 
 from tests.e2e.server import KplaneProcess
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 CM = "/api/v1/namespaces/default/configmaps"
 
 

@@ -23,6 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from tests.e2e.server import KplaneProcess
 from tests.e2e.test_workspaces import admin_api, eventually, ready_workspace
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 GROUP = "example.kplane.io"
 CRDS = "apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WIDGETS = f"apis/{GROUP}/v1/namespaces/default/widgets"

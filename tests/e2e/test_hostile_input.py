@@ -36,6 +36,9 @@ from tests.e2e.test_authorization import (
 )
 from tests.e2e.test_workspaces import ready_workspace
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 WS = "root:hostile"
 # (collection path below /clusters/<x>/, namespaced) for every kind the checksum covers.
 COLLECTIONS = (

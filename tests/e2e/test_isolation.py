@@ -23,6 +23,9 @@ import pytest
 from tests.e2e.server import KplaneProcess
 from tests.e2e.test_workspaces import eventually, ready_workspace
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 SHARED = "shared"
 SAME = "same"
 MERGE = {"Content-Type": "application/merge-patch+json"}

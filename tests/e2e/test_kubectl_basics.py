@@ -10,6 +10,9 @@ import pytest
 
 from tests.e2e.server import KUBECTL, KplaneProcess
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 
 def test_initial_namespaces_exist(kplane: KplaneProcess) -> None:
     names = kplane.kubectl("get", "namespaces", "-o", "name").stdout.split()

@@ -11,6 +11,9 @@ from kubernetes.client.rest import ApiException
 
 from tests.e2e.server import KplaneProcess
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture(scope="module")
 def api(kplane: KplaneProcess) -> Iterator[client.ApiClient]:

@@ -25,6 +25,9 @@ from kubernetes.client.exceptions import ApiException
 from kplane.auth.pki import ensure_pki
 from tests.e2e.server import KplaneProcess
 
+# Storage-independent API behaviour: runs on SQLite and on etcd (see conftest.py).
+pytestmark = pytest.mark.both_backends
+
 TENANCY = "apis/tenancy.kcp.io/v1alpha1"
 CORE_KCP = "apis/core.kcp.io/v1alpha1"
 CLUSTER_NAME = re.compile(r"^[0-9a-z]{16}$")
