@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kplane import __version__
-from kplane.cli import classes, kubeconfig_cmd, ws
+from kplane.cli import bind, classes, kubeconfig_cmd, ws
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     ws.register(commands)
     kubeconfig_cmd.register(commands)
     classes.register(commands)
+    bind.register(commands)
     return parser
 
 
