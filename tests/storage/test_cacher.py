@@ -497,10 +497,28 @@ async def test_waiting_until_a_time_keeps_one_timer_across_events(
     timer = watcher._timer
     assert timer is not None
     # Waiting again for the same time reuses the armed timer and ends at that time.
-    assert await watcher.next_event_until(when) is None
+    waiting = asyncio.create_task(watcher.next_event_until(when))
+    await asyncio.sleep(0)
     assert watcher._timer is timer
+    assert await asyncio.wait_for(waiting, 1) is None
     assert loop.time() >= when
     # A time already passed answers at once.
     assert await watcher.next_event_until(when) is None
     watcher.close()
     assert watcher._timer is None
+
+
+async def test_a_timer_that_fires_early_is_armed_again(cacher: Cacher) -> None:
+    """uvloop can run a timer slightly before its clock reads the time asked for."""
+    watcher = cacher.watch(f"{CM}/", after_revision=cacher.revision)
+    loop = asyncio.get_running_loop()
+    when = loop.time() + 0.2
+    waiting = asyncio.create_task(watcher.next_event_until(when))
+    await asyncio.sleep(0)
+    early = watcher._timer
+    assert early is not None
+    early.cancel()
+    watcher._timer_fired()  # as if it fired before ``when``
+    assert await asyncio.wait_for(waiting, 1) is None
+    assert loop.time() >= when
+    watcher.close()

@@ -419,7 +419,7 @@ class CacheWatcher:
             if self._timer is None or self._timer_when != when:
                 if self._timer is not None:
                     self._timer.cancel()
-                self._timer = loop.call_at(when, self._wake)
+                self._timer = loop.call_at(when, self._timer_fired)
                 self._timer_when = when
             self._wakeup = loop.create_future()
             try:
@@ -462,6 +462,13 @@ class CacheWatcher:
         self._live.append(event)
         self._wake()
         return True
+
+    def _timer_fired(self) -> None:
+        # uvloop may fire a timer a little before its clock reads the time asked for; the
+        # waiter then finds the time not yet reached and must arm a new timer, not trust
+        # this one to come.
+        self._timer = None
+        self._wake()
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
