@@ -27,12 +27,7 @@ BOTH_BACKENDS_MARKER = "both_backends"
 
 # Known etcd-only failures, as strict xfails: the run stays green while the bug is open and
 # turns red (XPASS) the moment it is fixed, so the entry is removed with the fix.
-KNOWN_ETCD_FAILURES = {
-    "tests/e2e/test_hostile_input.py::test_named_hostile_case[etcd-many-labels]":
-        "a ~1.5 MB object fits kplane's 3 MiB body limit but not etcd's 1.5 MiB request "
-        "limit; etcd's INVALID_ARGUMENT 'request is too large' reaches the API as a 500, "
-        "not a 413 (the storage protocol has no error for it yet)",
-}
+KNOWN_ETCD_FAILURES: dict[str, str] = {}
 
 # Prefixes only need to differ between servers of one session (one etcd process).
 _prefix_numbers = itertools.count(1)

@@ -35,6 +35,7 @@ from kplane.storage.backend import (
     KeyNotFoundError,
     KeyValue,
     UnavailableError,
+    ValueTooLargeError,
     WatchEvent,
 )
 from kplane.storage.etcd import EtcdBackend
@@ -684,3 +685,16 @@ def _write_certificates(directory: pathlib.Path) -> TLSFiles:
 
 def _loopback() -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address("127.0.0.1")
+
+
+async def test_a_value_over_etcds_request_limit_is_too_large(etcd: EtcdCluster) -> None:
+    backend = EtcdBackend(etcd.endpoints, prefix=_unique_prefix(), timeout=5)
+    await backend.start()
+    try:
+        # Over etcd's own limit (1.5 MiB), and over gRPC's message limit (2 MiB).
+        for size in (1600 << 10, 2 << 20):
+            with pytest.raises(ValueTooLargeError):
+                await backend.create("/registry/core/configmaps/c/ns/big", b"x" * size)
+        assert await backend.get("/registry/core/configmaps/c/ns/big") is None
+    finally:
+        await backend.close()

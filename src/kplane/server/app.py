@@ -34,7 +34,7 @@ from kplane.server.tls import certificate_user
 from kplane.server.types import Receive, Scope, Send
 from kplane.server.virtual_workspace import VirtualPath, VirtualWorkspaces
 from kplane.server.virtual_workspace import match as match_virtual
-from kplane.storage.backend import UnavailableError
+from kplane.storage.backend import UnavailableError, ValueTooLargeError
 from kplane.tenancy.names import ROOT, WILDCARD
 from kplane.tenancy.resolver import ClusterResolver
 
@@ -119,6 +119,11 @@ class KplaneApp:
                 log.warning("error after the response started: %s", exc)
             else:
                 await send_status_error(state.send, exc)
+        except ValueTooLargeError as exc:
+            # Under the server's own body limit but over the store's (etcd: 1.5 MiB).
+            if not state.started:
+                await send_status_error(state.send, errors.too_large(
+                    f"the object is too large for the storage backend: {exc}"))
         except UnavailableError as exc:
             # The store is unreachable (etcd down): fail fast and let clients retry.
             log.warning("storage unavailable serving %s %s: %s", scope.get("method"),

@@ -86,6 +86,10 @@ class UnavailableError(StorageError):
     """The backend cannot be reached right now; the caller may retry later."""
 
 
+class ValueTooLargeError(StorageError):
+    """The backend refuses to store a value this large (etcd's request size limit)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RangeResult:
     """Keys under a prefix, read at one revision."""

@@ -57,6 +57,7 @@ from kplane.storage.backend import (
     RangeResult,
     StorageError,
     UnavailableError,
+    ValueTooLargeError,
     WatchEvent,
 )
 
@@ -165,6 +166,12 @@ def _translate(error: Any, *, during: str) -> StorageError:
         grpc.StatusCode.CANCELLED,
     ):
         return _unavailable(error, during=during)
+    details = error.details() or ""
+    # etcd refuses requests over --max-request-bytes (1.5 MiB by default) itself; gRPC
+    # refuses messages over its own limit (2 MiB) before etcd sees them.
+    if (code == grpc.StatusCode.INVALID_ARGUMENT and "request is too large" in details) or (
+            code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details):
+        return ValueTooLargeError(f"etcd refused the {during}: {details}")
     return StorageError(f"etcd {during} failed: {code.name}: {error.details()}")
 
 
