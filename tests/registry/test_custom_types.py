@@ -13,6 +13,7 @@ from kplane.registry.custom_types import (
     resource_types_for,
     storage_version,
 )
+from kplane.registry.tables import table_for_kind
 from kplane.storage.cacher import CachedObject
 
 GROUP = "example.kplane.io"
@@ -80,3 +81,18 @@ def test_index_follows_establishment_and_deletion() -> None:
     assert changed == ["c1"], "an unchanged CRD must not notify"
     index.apply(cached(crd(), "c1", revision=7), deleted=True)
     assert index.types("c1") == [] and changed == ["c1", "c1"]
+
+
+def test_a_version_without_printer_columns_prints_its_age_as_upstream() -> None:
+    (_, strategy), *_ = resource_types_for(crd(), "c1")
+    obj = {"apiVersion": f"{GROUP}/v1", "kind": "Widget",
+           "metadata": {"name": "w", "namespace": "ns",
+                        "creationTimestamp": "2026-01-01T00:00:00Z"}}
+    table = table_for_kind(strategy, [obj], include_object="None", list_meta={})
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
+
+
+def test_bound_types_are_stored_under_the_exports_identity() -> None:
+    types = resource_types_for(crd(), "", identity="abc123")
+    assert {rt.stored_resource for rt, _ in types} == {"widgets:abc123"}
+    assert {rt.resource for rt, _ in types} == {"widgets"}

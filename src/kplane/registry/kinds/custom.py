@@ -45,6 +45,13 @@ class CustomResourceDefinitionStrategy(Strategy):
         return check_crd_spec(obj.get("spec") or {}, name=name)
 
 
+DEFAULT_PRINTER_COLUMNS: list[Mapping[str, Any]] = [{
+    "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
+    "description": "CreationTimestamp is a timestamp representing the server time when this "
+                   "object was created.",
+}]
+
+
 class CustomResourceStrategy(Strategy):
     tracks_generation = True
     # The schema validator reports wrong types as 422 causes, as upstream does for CRs.
@@ -74,7 +81,8 @@ class CustomResourceStrategy(Strategy):
         return hash(self.rt)
 
     def printer_columns_for_table(self) -> list[Mapping[str, Any]] | None:
-        return self.printer_columns
+        # As upstream serves a version without columns: Name, then Age.
+        return self.printer_columns or DEFAULT_PRINTER_COLUMNS
 
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         super().prepare_for_create(obj)
