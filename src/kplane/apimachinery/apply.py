@@ -298,13 +298,15 @@ def track_update(
     if not entries and old is not None:
         new_meta.pop("managedFields", None)
         return new
-    comparison = compare_objects(old, new, node, reset=reset)
+    # Entries decoded from the old object lose what nobody owns first; the write's own
+    # fields come out of the comparison already without it.
+    _strip_all(entries)
+    comparison = compare_objects(old, new, node, reset=reset, strip=True)
     if not comparison.same:
         _record_update(
             entries, comparison.changed, comparison.removed, manager=manager,
             api_version=api_version, now=now, subresource=subresource,
         )
-    _strip_all(entries)
     _drop_empty(entries)
     _cap_update_managers(entries)
     _write_managed_fields(new, entries)
@@ -315,9 +317,10 @@ def _record_update(
     entries: Entries, changed: FieldSet, removed: FieldSet, *, manager: str,
     api_version: str, now: str, subresource: str,
 ) -> None:
+    """``changed`` comes without :data:`STRIPPED_FIELDS` (``compare_objects(strip=True)``)."""
     for entry in entries.values():
         _set_fields(entry, entry.fields.difference(changed).difference(removed))
-    own = changed.difference(STRIPPED_FIELDS)
+    own = changed
     if own.empty:
         return
     identity = _identity(manager, "Update", api_version, subresource)
@@ -753,10 +756,24 @@ def _emptied(before: Any, after: Any) -> bool:
 # Manager names.
 
 
-@functools.lru_cache(maxsize=256)
 def manager_from_user_agent(user_agent: str) -> str:
     """The default field manager: the User-Agent up to its first ``/``, printable
     characters only, at most 128 bytes (upstream's prefixFromUserAgent)."""
+    if len(user_agent) > _CACHED_USER_AGENT_LENGTH:
+        return _manager_prefix(user_agent)
+    return _cached_manager_prefix(user_agent)
+
+
+# Clients send the same few User-Agents on every write; remember short ones only.
+_CACHED_USER_AGENT_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_manager_prefix(user_agent: str) -> str:
+    return _manager_prefix(user_agent)
+
+
+def _manager_prefix(user_agent: str) -> str:
     prefix = user_agent.split("/", 1)[0]
     out: list[str] = []
     size = 0

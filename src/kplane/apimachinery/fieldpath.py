@@ -968,20 +968,47 @@ def _without_managed_fields(old: Any, new: Any) -> tuple[Any, Any]:
 _COMPARE = _CompareWalk()
 
 
+_STRIPPED_META_ELEMENTS: Final = tuple(
+    field_element(name) for name in (
+        "name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName",
+        "generation", "managedFields", "resourceVersion",
+    )
+)
+
+
+def _strip_in_place(changed: Trie) -> None:
+    """``changed`` minus :data:`STRIPPED_FIELDS`, on a trie this module just built (so
+    nothing else holds it): cheaper than :meth:`FieldSet.difference`, which must copy."""
+    changed.pop("f:apiVersion", None)
+    changed.pop("f:kind", None)
+    meta = changed.get("f:metadata")
+    if meta is None:
+        return
+    meta.pop(SELF, None)
+    for element in _STRIPPED_META_ELEMENTS:
+        meta.pop(element, None)
+    if not meta:
+        # An empty node would read as an owned leaf; nothing of metadata is left owned.
+        del changed["f:metadata"]
+
+
 def compare_objects(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], node: TypeNode, *,
-    reset: FieldSet | None = None,
+    reset: FieldSet | None = None, strip: bool = False,
 ) -> Comparison:
     """The paths a write added or modified, and those it removed (upstream's Compare).
 
     ``old`` None is a create (compared with an empty object). A granular node that
     appears or disappears is itself added or removed along with its children, which is
     where the ``".": {}`` of a freshly created map comes from. ``metadata.managedFields``
-    is ignored; ``reset`` paths and everything below them are left out.
+    is ignored; ``reset`` paths and everything below them are left out; ``strip`` leaves
+    :data:`STRIPPED_FIELDS` out of ``changed``.
     """
     changed, removed = _COMPARE.mapping(
         dict(old) if old is not None else {}, dict(new), root_shape(node), root=True
     )
+    if strip:
+        _strip_in_place(changed)
     result = Comparison(FieldSet(changed), FieldSet(removed))
     if reset is not None and not reset.empty:
         result = Comparison(

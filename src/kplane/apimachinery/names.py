@@ -9,6 +9,7 @@ callers attach them to a field path. ``generate_name`` builds names for ``genera
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -126,6 +127,24 @@ def _qualified_name_part_error() -> str:
 
 def is_qualified_name(value: str) -> list[str]:
     """A label key, annotation key or finalizer: ``[dns-subdomain/]name``, name <= 63 chars."""
+    if len(value) > _CACHED_KEY_LENGTH:
+        # Too long to be valid; not worth remembering (and a cache of hostile keys would
+        # hold whole request bodies).
+        return _check_qualified_name(value)
+    return list(_qualified_name_problems(value))
+
+
+# A DNS subdomain prefix, "/", and a 63-character name: anything longer is invalid.
+_CACHED_KEY_LENGTH = 253 + 1 + 63
+
+
+@functools.lru_cache(maxsize=4096)
+def _qualified_name_problems(value: str) -> tuple[str, ...]:
+    # Every write checks its labels, annotations and finalizers, and their keys repeat.
+    return tuple(_check_qualified_name(value))
+
+
+def _check_qualified_name(value: str) -> list[str]:
     parts = value.split("/")
     if len(parts) > 2:
         return [
