@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import ssl
@@ -23,6 +24,7 @@ from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import Pki, ensure_pki
 from kplane.server.tls import (
     TLS_EXTENSION,
+    CoalescingTransport,
     TlsH11Protocol,
     TlsHttpToolsProtocol,
     build_server_config,
@@ -243,3 +245,49 @@ def test_certificate_user_refuses_a_certificate_that_expired_meanwhile() -> None
     assert certificate_user(scope, now=1001.0) is None
     assert certificate_user({}) is None
     assert certificate_user({"extensions": {}}) is None
+
+
+class _RecordingTransport(asyncio.Transport):
+    """The far side of a CoalescingTransport: records what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1234) if name == "peername" else default
+
+
+async def test_writes_in_one_loop_turn_leave_as_one_write() -> None:
+    inner = _RecordingTransport()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"body")
+    assert inner.writes == []
+    await asyncio.sleep(0)
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert inner.writes[-1] == b"next"
+    # Everything else is the real transport's.
+    assert transport.get_extra_info("peername") == ("127.0.0.1", 1234)
+
+
+async def test_closing_sends_what_is_pending_first() -> None:
+    inner = _RecordingTransport()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"last words")
+    transport.close()
+    assert inner.writes == [b"last words"] and inner.closed
+    await asyncio.sleep(0)
+    assert inner.writes == [b"last words"]

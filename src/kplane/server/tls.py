@@ -91,13 +91,51 @@ def certificate_user(scope: Mapping[str, Any], *, now: float | None = None) -> U
     return user
 
 
+class CoalescingTransport:
+    """A transport whose writes within one event-loop turn leave as one write.
+
+    uvicorn writes a response's status line and headers, then its body, as two writes; over
+    TLS each write is a record of its own and a system call. Joined, a small response costs
+    one of each. Everything but writing and closing goes straight to the real transport.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class TlsHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the ``kplane.tls`` scope extension."""
+    """uvicorn's httptools protocol, plus the ``kplane.tls`` scope extension, writing
+    through a :class:`CoalescingTransport`."""
 
     _identity: Mapping[str, Any] = _NO_CERTIFICATE
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        coalescing = CoalescingTransport(transport, asyncio.get_running_loop())
+        super().connection_made(coalescing)  # type: ignore[arg-type]
         self._identity = peer_identity(transport)
 
     def on_message_begin(self) -> None:
