@@ -345,6 +345,10 @@ def test_binding_needs_the_bind_verb_on_the_export(kplane: KplaneProcess, world:
         missing = dave.post(f"/clusters/root:consumer-4{APIS}/apibindings", json=binding_body(
             "root:no-such-workspace", "widgets", accept_secrets=True))
         assert missing.status_code == 403
+        malformed = dave.post(f"/clusters/root:consumer-4{APIS}/apibindings", json=binding_body(
+            "root::x", "widgets", accept_secrets=True))
+        assert malformed.status_code == 422, malformed.text
+        assert "spec.reference.export.path" in malformed.json()["message"]
         role = world.http.post(f"/clusters/root:provider-a{RBAC}/clusterroles", json={
             "metadata": {"name": "bind-widgets"},
             "rules": [{"apiGroups": ["apis.kcp.io"], "resources": ["apiexports"],

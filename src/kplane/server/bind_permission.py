@@ -18,6 +18,7 @@ from kplane.auth.authn import UserInfo
 from kplane.auth.authorizer import Attributes
 from kplane.registry import builtin
 from kplane.server.security import Security
+from kplane.tenancy.names import is_valid_reference
 from kplane.tenancy.resolver import ClusterResolver
 
 BIND_VERB = "bind"
@@ -41,6 +42,13 @@ class BindPermission:
             return
         path = export.get("path") or ""
         name = str(export["name"])
+        if not isinstance(path, str) or (path and not is_valid_reference(path)):
+            binding = (body.get("metadata") or {}).get("name") if isinstance(
+                body.get("metadata"), Mapping) else ""
+            raise errors.invalid("APIBinding", builtin.API_BINDINGS.group, str(binding or ""), [
+                errors.field_invalid("spec.reference.export.path", path,
+                                     "must be a workspace path (root:org:team) or a logical "
+                                     "cluster name")])
         export_cluster = self._resolver.resolve(str(path)) if path else cluster
         where = f"{path}:{name}" if path else name
         if export_cluster is not None:
