@@ -268,26 +268,33 @@ class _RecordingTransport(asyncio.Transport):
         return ("127.0.0.1", 1234) if name == "peername" else default
 
 
-async def test_writes_in_one_loop_turn_leave_as_one_write() -> None:
+async def test_a_response_head_leaves_with_its_body() -> None:
     inner = _RecordingTransport()
     transport = CoalescingTransport(inner, asyncio.get_running_loop())
-    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    transport.write(b"body")
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n")
     assert inner.writes == []
-    await asyncio.sleep(0)
-    assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-    transport.write(b"next")
-    await asyncio.sleep(0)
-    assert inner.writes[-1] == b"next"
+    transport.write(b"body")
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nbody"]
+    # Writes that are not a head go straight through (a watch's events are not held).
+    transport.write(b"5\r\nevent\r\n")
+    assert inner.writes[-1] == b"5\r\nevent\r\n"
     # Everything else is the real transport's.
     assert transport.get_extra_info("peername") == ("127.0.0.1", 1234)
 
 
-async def test_closing_sends_what_is_pending_first() -> None:
+async def test_a_head_without_a_body_leaves_at_the_end_of_the_turn() -> None:
     inner = _RecordingTransport()
     transport = CoalescingTransport(inner, asyncio.get_running_loop())
-    transport.write(b"last words")
-    transport.close()
-    assert inner.writes == [b"last words"] and inner.closed
+    transport.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
     await asyncio.sleep(0)
-    assert inner.writes == [b"last words"]
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+
+
+async def test_closing_sends_a_held_head_first() -> None:
+    inner = _RecordingTransport()
+    transport = CoalescingTransport(inner, asyncio.get_running_loop())
+    transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    transport.close()
+    assert inner.writes == [b"HTTP/1.1 204 No Content\r\n\r\n"] and inner.closed
+    await asyncio.sleep(0)
+    assert len(inner.writes) == 1

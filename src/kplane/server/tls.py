@@ -92,32 +92,37 @@ def certificate_user(scope: Mapping[str, Any], *, now: float | None = None) -> U
 
 
 class CoalescingTransport:
-    """A transport whose writes within one event-loop turn leave as one write.
+    """A transport that sends a response's head together with what follows it.
 
     uvicorn writes a response's status line and headers, then its body, as two writes; over
-    TLS each write is a record of its own and a system call. Joined, a small response costs
-    one of each. Everything but writing and closing goes straight to the real transport.
+    TLS each write is a record of its own and a system call. A head is held until the next
+    write (the body, normally in the same loop turn) or the end of the turn, then both leave
+    as one. Other writes go straight through: a watch's events are not delayed behind one
+    another. Everything but writing and closing is the real transport's.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_head", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._pending: list[bytes] = []
+        self._head: bytes | None = None
 
     def write(self, data: bytes) -> None:
-        if not self._pending:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif data.startswith(b"HTTP/") and data.endswith(b"\r\n\r\n"):
+            self._head = data
             self._loop.call_soon(self._flush)
-        self._pending.append(data)
+        else:
+            self._transport.write(data)
 
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
 
     def close(self) -> None:
         self._flush()
