@@ -19,6 +19,18 @@ def test_initial_namespaces_exist(kplane: KplaneProcess) -> None:
     assert {"namespace/default", "namespace/kube-system", "namespace/kube-public"} <= set(names)
 
 
+def test_metrics_count_requests_and_cached_objects(kplane: KplaneProcess) -> None:
+    kplane.kubectl("get", "namespaces")
+    text = kplane.kubectl("get", "--raw", "/metrics").stdout
+    found = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+             if line and not line.startswith("#")}
+    # The three initial namespaces, the root LogicalCluster, the bootstrap RBAC and more.
+    assert found["apiserver_storage_objects_total"] >= 4
+    listed = 'apiserver_request_total{code="200",resource="namespaces",verb="list"}'
+    assert found[listed] >= 1
+    assert found['apiserver_request_duration_seconds_count{verb="list"}'] >= 1
+
+
 def test_version_and_api_resources(kplane: KplaneProcess) -> None:
     version = json.loads(kplane.kubectl("version", "-o", "json").stdout)
     assert version["serverVersion"]["major"] == "1"

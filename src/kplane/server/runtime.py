@@ -36,8 +36,10 @@ from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.codec import CacheDecoder
+from kplane.registry.keys import ROOT as ROOT_PREFIX
 from kplane.registry.options import WriteOptions
 from kplane.registry.store import Store, Target
+from kplane.server import metrics
 from kplane.server.app import KplaneApp
 from kplane.server.audit import AuditLog
 from kplane.server.limits import DEFAULT_MAX_MUTATING, DEFAULT_MAX_READONLY, InflightLimiter
@@ -128,6 +130,7 @@ async def serve(options: ServeOptions) -> None:
     catalog = Catalog()
     cacher = Cacher(backend, CacheDecoder(catalog))
     await cacher.start()
+    metrics.count_cached_objects(lambda: cacher.count(ROOT_PREFIX))
     await catalog.custom.start(cacher)
     await catalog.bound.start(cacher)
     host = _url_host(options.bind_address)
