@@ -2,7 +2,8 @@
 
 Two provider workspaces export the same group and resource (``widgets.example.io``) with
 different identities; three consumers bind them (one rejects the Secrets claim). The tests
-drive kubectl, the official Python client and plain HTTPS against one kplane process.
+drive kubectl, the official Python client and plain HTTPS against one kplane process, on
+SQLite and on etcd.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from tests.e2e.test_authorization import (
     minted_cert,
     user_client,
 )
+
+pytestmark = pytest.mark.both_backends
 
 APIS = "/apis/apis.kcp.io/v1alpha2"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
