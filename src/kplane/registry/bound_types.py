@@ -14,22 +14,18 @@ APIResourceSchemas are immutable, so a type built once is reused until its schem
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from kplane.registry.cache_index import CacheFollower
 from kplane.registry.custom_types import resource_types_for
 from kplane.registry.keys import parse_key
 from kplane.registry.kinds.custom import CustomResourceStrategy
 from kplane.registry.resources import ResourceType
 from kplane.storage.cacher import CachedObject, Cacher
-
-log = logging.getLogger(__name__)
 
 APIS_PREFIX = "/registry/apis.kcp.io/"
 BINDINGS = "apibindings"
@@ -111,7 +107,10 @@ class BoundTypeIndex:
         self._by_cluster: dict[str, list[TypeEntry]] = {}
         self._strategies: dict[ResourceType, CustomResourceStrategy] = {}
         self._listeners: list[Callable[[str], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._follower = CacheFollower(
+            name="bound-type-index", watch_prefix=APIS_PREFIX,
+            load_prefixes=[f"{APIS_PREFIX}{SCHEMAS}/", f"{APIS_PREFIX}{BINDINGS}/"],
+            apply=self.apply)
         self.revision = 0
 
     def on_change(self, listener: Callable[[str], None]) -> None:
@@ -258,34 +257,7 @@ class BoundTypeIndex:
             listener(cluster)
 
     async def start(self, cacher: Cacher) -> None:
-        for resource in (SCHEMAS, BINDINGS):
-            for cached in cacher.list(f"{APIS_PREFIX}{resource}/"):
-                self.apply(cached, deleted=False)
-        self._task = asyncio.create_task(self._follow(cacher), name="bound-type-index")
+        await self._follower.start(cacher)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self, cacher: Cacher) -> None:
-        after = cacher.revision
-        while True:
-            try:
-                watcher = cacher.watch(APIS_PREFIX, after_revision=after)
-            except Exception:
-                log.exception("cannot watch API bindings; reloading")
-                await asyncio.sleep(0.5)
-                for resource in (SCHEMAS, BINDINGS):
-                    for cached in cacher.list(f"{APIS_PREFIX}{resource}/"):
-                        self.apply(cached, deleted=False)
-                after = cacher.revision
-                continue
-            try:
-                async for event in watcher:
-                    self.apply(event.obj, deleted=event.type == "DELETED")
-                    after = event.obj.revision
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.05)
+        await self._follower.stop()

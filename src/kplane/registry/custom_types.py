@@ -9,20 +9,16 @@ version's schema. Clusters without CRDs have no entry at all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
+from kplane.registry.cache_index import CacheFollower
 from kplane.registry.keys import parse_key
 from kplane.registry.kinds.custom import CustomResourceStrategy
 from kplane.registry.resources import ALL_VERBS, ResourceType
 from kplane.storage.cacher import CachedObject, Cacher
-
-log = logging.getLogger(__name__)
 
 CRD_PREFIX = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
 
@@ -83,8 +79,9 @@ class CustomTypeIndex:
     def __init__(self) -> None:
         self._by_cluster: dict[str, dict[str, list[tuple[ResourceType,
                                                          CustomResourceStrategy]]]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[str], None]] = []
+        self._follower = CacheFollower(name="crd-index", watch_prefix=CRD_PREFIX,
+                                       load_prefixes=[CRD_PREFIX], apply=self.apply)
         self.revision = 0
 
     def on_change(self, listener: Callable[[str], None]) -> None:
@@ -119,32 +116,7 @@ class CustomTypeIndex:
                 listener(parsed.cluster)
 
     async def start(self, cacher: Cacher) -> None:
-        for cached in cacher.list(CRD_PREFIX):
-            self.apply(cached, deleted=False)
-        self._task = asyncio.create_task(self._follow(cacher), name="crd-index")
+        await self._follower.start(cacher)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _follow(self, cacher: Cacher) -> None:
-        after = cacher.revision
-        while True:
-            try:
-                watcher = cacher.watch(CRD_PREFIX, after_revision=after)
-            except Exception:
-                log.exception("cannot watch CRDs; reloading")
-                await asyncio.sleep(0.5)
-                for cached in cacher.list(CRD_PREFIX):
-                    self.apply(cached, deleted=False)
-                after = cacher.revision
-                continue
-            try:
-                async for event in watcher:
-                    self.apply(event.obj, deleted=event.type == "DELETED")
-                    after = event.obj.revision
-            finally:
-                watcher.close()
-            await asyncio.sleep(0.05)
+        await self._follower.stop()

@@ -1,0 +1,53 @@
+"""CacheFollower: an index gets what is cached at start, then every change, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kplane.registry.cache_index import CacheFollower
+from kplane.storage.cacher import CachedObject, Cacher
+from kplane.storage.sqlite import SQLiteBackend
+from tests.storage.test_cacher import body, decode
+
+PREFIX = "/registry/example.io/things/"
+
+
+@pytest.fixture
+async def backend(tmp_path: pathlib.Path) -> AsyncIterator[SQLiteBackend]:
+    store = SQLiteBackend(tmp_path / "kplane.db")
+    await store.start()
+    yield store
+    await store.close()
+
+
+async def test_loads_then_follows_changes_and_deletions(backend: SQLiteBackend) -> None:
+    await backend.create(f"{PREFIX}c1/before", body("before"))
+    await backend.create("/registry/core/secrets/c1/ns/other", body("other", "ns"))
+    cacher = Cacher(backend, decode)
+    await cacher.start()
+    seen: list[tuple[str, bool]] = []
+
+    def apply(cached: CachedObject, *, deleted: bool) -> None:
+        seen.append((cached.name, deleted))
+
+    follower = CacheFollower(name="test-index", watch_prefix=PREFIX,
+                             load_prefixes=[PREFIX], apply=apply)
+    try:
+        await follower.start(cacher)
+        # The initial load happens before start returns: the index is ready to serve.
+        assert seen == [("before", False)]
+        created = await backend.create(f"{PREFIX}c2/after", body("after"))
+        await backend.delete(f"{PREFIX}c1/before", expected_mod_revision=None)
+        await cacher.wait_for_revision(created.mod_revision + 1)
+        for _ in range(100):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == [("before", False), ("after", False), ("before", True)]
+    finally:
+        await follower.stop()
+        await cacher.stop()
