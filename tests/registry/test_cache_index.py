@@ -51,3 +51,30 @@ async def test_loads_then_follows_changes_and_deletions(backend: SQLiteBackend) 
     finally:
         await follower.stop()
         await cacher.stop()
+
+
+async def test_a_reload_takes_out_what_was_deleted_meanwhile(backend: SQLiteBackend) -> None:
+    await backend.create(f"{PREFIX}c1/kept", body("kept"))
+    gone = await backend.create(f"{PREFIX}c1/gone", body("gone"))
+    cacher = Cacher(backend, decode)
+    await cacher.start()
+    index: dict[str, bool] = {}
+
+    def apply(cached: CachedObject, *, deleted: bool) -> None:
+        if deleted:
+            index.pop(cached.name, None)
+        else:
+            index[cached.name] = True
+
+    follower = CacheFollower(name="test-index", watch_prefix=PREFIX,
+                             load_prefixes=[PREFIX], apply=apply)
+    try:
+        await follower.start(cacher)
+        await follower.stop()  # as if its watch were lost
+        deleted = await backend.delete(f"{PREFIX}c1/gone", expected_mod_revision=gone.mod_revision)
+        await cacher.wait_for_revision(deleted.mod_revision)
+        assert index == {"kept": True, "gone": True}
+        follower.load(cacher)  # what the follower does when it cannot resume
+        assert index == {"kept": True}
+    finally:
+        await cacher.stop()

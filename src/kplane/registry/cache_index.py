@@ -3,7 +3,8 @@
 The type indexes (CRDs per cluster, bound APIs per cluster) load what the cache holds under
 their prefixes while the server starts, so the catalog is complete before the first
 request, then apply every change as it comes. This module owns that loop: the initial load,
-following one watch, reloading when the watch cannot be resumed, and stopping.
+following one watch, reloading when the watch cannot be resumed (objects deleted while it
+could not see them are then applied as deletions), and stopping.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from kplane.storage.cacher import Cacher
+from kplane.storage.cacher import CachedObject, Cacher
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,25 @@ class CacheFollower:
         self._load_prefixes = tuple(load_prefixes)
         self._apply = apply
         self._task: asyncio.Task[None] | None = None
+        # What the index was last given, by key: a reload must take out what is gone.
+        self._known: dict[str, CachedObject] = {}
 
     def load(self, cacher: Cacher) -> None:
+        before = self._known
+        self._known = {}
         for prefix in self._load_prefixes:
             for cached in cacher.list(prefix):
-                self._apply(cached, deleted=False)
+                self._give(cached, deleted=False)
+        for key, gone in before.items():
+            if key not in self._known:
+                self._apply(gone, deleted=True)
+
+    def _give(self, cached: CachedObject, *, deleted: bool) -> None:
+        if deleted:
+            self._known.pop(cached.key, None)
+        elif cached.key.startswith(self._load_prefixes):
+            self._known[cached.key] = cached
+        self._apply(cached, deleted=deleted)
 
     async def start(self, cacher: Cacher) -> None:
         self.load(cacher)
@@ -65,7 +80,7 @@ class CacheFollower:
                 continue
             try:
                 async for event in watcher:
-                    self._apply(event.obj, deleted=event.type == "DELETED")
+                    self._give(event.obj, deleted=event.type == "DELETED")
                     after = event.obj.revision
             finally:
                 watcher.close()
