@@ -95,6 +95,8 @@ class APIBindingController:
         self._tasks: list[asyncio.Task[None]] = []
         self._options = WriteOptions(field_manager=MANAGER)
         self._prefix = resource_prefix(builtin.API_BINDINGS)
+        self._by_export_name: dict[str, set[str]] = {}
+        self._export_name_of: dict[str, str] = {}
 
     async def start(self) -> None:
         bindings = follow_prefix(self._store, self._prefix, self._on_binding)
@@ -108,14 +110,27 @@ class APIBindingController:
         await stop_tasks(self._tasks)
 
     def _on_binding(self, cached: CachedObject, deleted: bool) -> None:
-        if not deleted:
-            self._queue.add_key(cached.key)
+        # Which export name each binding refers to, so that an export's change wakes only
+        # the bindings that may refer to it (by name: the path is resolved when reconciling).
+        previous = self._export_name_of.pop(cached.key, None)
+        if previous is not None:
+            keys = self._by_export_name[previous]
+            keys.discard(cached.key)
+            if not keys:
+                del self._by_export_name[previous]
+        if deleted:
+            return
+        binding = orjson.loads(cached.raw)
+        reference = ((binding.get("spec") or {}).get("reference") or {}).get("export") or {}
+        name = str(reference.get("name") or "")
+        self._export_name_of[cached.key] = name
+        self._by_export_name.setdefault(name, set()).add(cached.key)
+        self._queue.add_key(cached.key)
 
     def _on_export(self, cached: CachedObject, deleted: bool) -> None:
-        # A changed export (new resources, claims, identity) may change its bindings; they
-        # are few next to the requests they serve, so look at every one of them.
-        for binding in self._store.cacher.list(self._prefix):
-            self._queue.add_key(binding.key)
+        # A changed export (new resources, claims, identity) may change its bindings.
+        for key in self._by_export_name.get(cached.name, ()):
+            self._queue.add_key(key)
 
     async def reconcile(self, cluster: str, name: str) -> bool:
         target = Target(builtin.API_BINDINGS, cluster, "", name)
