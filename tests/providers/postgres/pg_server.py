@@ -29,7 +29,8 @@ SUPERUSER = "kplane_admin"
 
 
 def available() -> bool:
-    """Whether the PostgreSQL binaries are installed (tests skip without them)."""
+    """Whether the PostgreSQL binaries are installed (see conftest.py for what happens
+    without them)."""
     return all((PG_BIN / tool).exists() for tool in ("initdb", "pg_ctl", "postgres"))
 
 
