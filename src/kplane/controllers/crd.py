@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.conditions import now
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
@@ -35,13 +35,9 @@ MANAGER = "apiextensions-controller"
 _RETRY_SECONDS = 1.0
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
     return {"type": kind, "status": "True" if status else "False", "reason": reason,
-            "message": message, "lastTransitionTime": _now()}
+            "message": message, "lastTransitionTime": now()}
 
 
 def claimed_names(spec: dict[str, Any]) -> set[str]:

@@ -23,6 +23,7 @@ import orjson
 from kplane.registry.cache_index import CacheFollower
 from kplane.registry.custom_types import resource_types_for
 from kplane.registry.keys import parse_key
+from kplane.registry.kinds.apis_conversion import as_crd_spec
 from kplane.registry.kinds.custom import CustomResourceStrategy
 from kplane.registry.resources import ResourceType
 from kplane.storage.cacher import CachedObject, Cacher
@@ -72,40 +73,48 @@ def bound_resources_of(binding: Mapping[str, Any]) -> list[BoundResource]:
     return found
 
 
-def schema_as_crd(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """An APIResourceSchema in the shape of a CRD: its versions carry the OpenAPI schema
-    directly under ``schema``, a CRD's under ``schema.openAPIV3Schema``."""
-    spec = dict(schema.get("spec") or {})
-    versions = []
-    for version in spec.get("versions") or []:
-        if not isinstance(version, Mapping):
-            continue
-        converted = dict(version)
-        converted["schema"] = {"openAPIV3Schema": version.get("schema") or {
-            "type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-        versions.append(converted)
-    spec["versions"] = versions
-    return {"spec": spec}
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """What one Bound binding gives its workspace: the export's types and the claims it
+    accepted, as (group, resource)."""
+
+    export: ExportRef
+    resources: tuple[BoundResource, ...]
+    claims: frozenset[tuple[str, str]]
+
+
+def _bound_of(binding: Mapping[str, Any]) -> _Bound | None:
+    status = binding.get("status") or {}
+    if status.get("phase") != BOUND_PHASE:
+        return None
+    reference = ((binding.get("spec") or {}).get("reference") or {}).get("export") or {}
+    return _Bound(
+        export=ExportRef(str(status.get("apiExportClusterName") or ""),
+                         str(reference.get("name") or "")),
+        resources=tuple(bound_resources_of(binding)),
+        claims=frozenset(
+            (str(c.get("group") or ""), str(c.get("resource") or ""))
+            for c in status.get("appliedPermissionClaims") or [] if isinstance(c, Mapping)))
 
 
 def types_for_schema(schema: Mapping[str, Any], identity: str) -> list[TypeEntry]:
-    return resource_types_for(schema_as_crd(schema), "", identity=identity)
+    spec = schema.get("spec") or {}
+    return resource_types_for({"spec": as_crd_spec(spec)}, "", identity=identity)
 
 
 class BoundTypeIndex:
     """Bound APIBindings of every logical cluster, as resource types."""
 
     def __init__(self) -> None:
-        # cluster -> binding name -> what it binds
-        self._bindings: dict[str, dict[str, list[BoundResource]]] = {}
-        # cluster -> binding name -> (the export, accepted claims as (group, resource))
-        self._claims: dict[str, dict[str, tuple[ExportRef, frozenset[tuple[str, str]]]]] = {}
+        # cluster -> binding name -> what the Bound binding gives that cluster
+        self._bindings: dict[str, dict[str, _Bound]] = {}
         self._accepting: dict[tuple[ExportRef, str, str], frozenset[str]] | None = None
         # (cluster, schema name) -> APIResourceSchema object
         self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
         self._built: dict[tuple[str, str, str], list[TypeEntry]] = {}
         self._by_cluster: dict[str, list[TypeEntry]] = {}
         self._strategies: dict[ResourceType, CustomResourceStrategy] = {}
+        self._storage_types: dict[tuple[str, str], ResourceType] | None = None
         self._listeners: list[Callable[[str], None]] = []
         self._follower = CacheFollower(
             name="bound-type-index", watch_prefix=APIS_PREFIX,
@@ -126,8 +135,8 @@ class BoundTypeIndex:
         entries = self._by_cluster.get(cluster)
         if entries is None:
             entries = self._by_cluster[cluster] = [
-                entry for bound in self._bindings[cluster].values() for resource in bound
-                for entry in self.types_of(resource)]
+                entry for bound in self._bindings[cluster].values()
+                for resource in bound.resources for entry in self.types_of(resource)]
         return entries
 
     def types_of(self, resource: BoundResource) -> list[TypeEntry]:
@@ -141,6 +150,7 @@ class BoundTypeIndex:
             built = self._built[key] = types_for_schema(schema, resource.identity)
             for rt, strategy in built:
                 self._strategies[rt] = strategy
+            self._storage_types = None
         return built
 
     def schema(self, cluster: str, name: str) -> dict[str, Any] | None:
@@ -150,19 +160,25 @@ class BoundTypeIndex:
         return self._strategies.get(rt)
 
     def by_storage(self, group: str, stored_resource: str) -> ResourceType | None:
-        """The storage version's type of ``<plural>:<identity>`` objects, if bound anywhere."""
-        fallback = None
-        for rt, strategy in self._strategies.items():
-            if rt.group == group and rt.stored_resource == stored_resource:
+        """The storage version's type of ``<plural>:<identity>`` objects, if bound anywhere.
+
+        The watch cache asks for every bound object it decodes, so the answer is a lookup in
+        a map rebuilt only when the set of built types changes."""
+        if self._storage_types is None:
+            found: dict[tuple[str, str], ResourceType] = {}
+            for rt, strategy in self._strategies.items():
+                key = (rt.group, rt.stored_resource)
                 if strategy.storage_api_version == rt.api_version:
-                    return rt
-                fallback = fallback or rt
-        return fallback
+                    found[key] = rt
+                else:
+                    found.setdefault(key, rt)
+            self._storage_types = found
+        return self._storage_types.get((group, stored_resource))
 
     def clusters_binding(self, export: ExportRef) -> list[str]:
         """The logical clusters with a Bound binding to ``export``."""
-        return [cluster for cluster, bindings in self._claims.items()
-                if any(bound_export == export for bound_export, _ in bindings.values())]
+        return [cluster for cluster, bindings in self._bindings.items()
+                if any(bound.export == export for bound in bindings.values())]
 
     def accepting_clusters(self, export: ExportRef, group: str, resource: str,
                            ) -> frozenset[str]:
@@ -170,10 +186,10 @@ class BoundTypeIndex:
         ``group``/``resource``: whose objects of that resource its provider may reach."""
         if self._accepting is None:
             accepting: dict[tuple[ExportRef, str, str], set[str]] = {}
-            for cluster, bindings in self._claims.items():
-                for bound_export, claims in bindings.values():
-                    for claim_group, claim_resource in claims:
-                        accepting.setdefault((bound_export, claim_group, claim_resource),
+            for cluster, bindings in self._bindings.items():
+                for bound in bindings.values():
+                    for claim_group, claim_resource in bound.claims:
+                        accepting.setdefault((bound.export, claim_group, claim_resource),
                                              set()).add(cluster)
             self._accepting = {key: frozenset(value) for key, value in accepting.items()}
         return self._accepting.get((export, group, resource), frozenset())
@@ -192,44 +208,18 @@ class BoundTypeIndex:
 
     def _apply_binding(self, cluster: str, name: str, cached: CachedObject,
                        deleted: bool) -> None:
-        binding = None if deleted else orjson.loads(cached.raw)
-        self._apply_claims(cluster, name, binding)
+        record = None if deleted else _bound_of(orjson.loads(cached.raw))
         bindings = self._bindings.setdefault(cluster, {})
-        before = bindings.get(name)
-        bound = bound_resources_of(binding) if binding is not None else []
-        if bound:
-            bindings[name] = bound
-        else:
-            bindings.pop(name, None)
+        before = bindings.pop(name, None)
+        if record is not None:
+            bindings[name] = record
         if not bindings:
             del self._bindings[cluster]
-        if before != (bound or None):
-            self._changed(cluster)
-
-    def _apply_claims(self, cluster: str, name: str, binding: Mapping[str, Any] | None) -> None:
-        status = (binding or {}).get("status") or {}
-        entry = None
-        if status.get("phase") == BOUND_PHASE:
-            reference = (((binding or {}).get("spec") or {}).get("reference") or {}
-                         ).get("export") or {}
-            export = ExportRef(str(status.get("apiExportClusterName") or ""),
-                               str(reference.get("name") or ""))
-            claims = frozenset(
-                (str(c.get("group") or ""), str(c.get("resource") or ""))
-                for c in status.get("appliedPermissionClaims") or [] if isinstance(c, Mapping))
-            entry = (export, claims)
-        bindings = self._claims.setdefault(cluster, {})
-        if bindings.get(name) == entry:
-            if not bindings:
-                del self._claims[cluster]
+        if before == record:
             return
-        if entry is None:
-            bindings.pop(name, None)
-        else:
-            bindings[name] = entry
-        if not bindings:
-            del self._claims[cluster]
         self._accepting = None
+        if (before.resources if before else ()) != (record.resources if record else ()):
+            self._changed(cluster)
 
     def _apply_schema(self, cluster: str, name: str, cached: CachedObject,
                       deleted: bool) -> None:
@@ -245,10 +235,11 @@ class BoundTypeIndex:
         for built_key in [k for k in self._built if k[:2] == key]:
             for rt, _ in self._built.pop(built_key):
                 self._strategies.pop(rt, None)
+            self._storage_types = None
         # Which consumers use the schema is a scan of the bindings: schemas change rarely.
         for consumer, bindings in list(self._bindings.items()):
             if any(r.export_cluster == cluster and r.schema == name
-                   for bound in bindings.values() for r in bound):
+                   for bound in bindings.values() for r in bound.resources):
                 self._changed(consumer)
 
     def _changed(self, cluster: str) -> None:

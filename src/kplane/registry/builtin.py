@@ -11,6 +11,8 @@ every logical cluster serves too.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kplane.registry.resources import ALL_VERBS, ResourceType
 
 _NO_COLLECTION = tuple(v for v in ALL_VERBS if v != "deletecollection")
@@ -108,21 +110,15 @@ API_EXPORTS = ResourceType(
     namespaced=False, categories=("kcp",), subresources=("status",),
     supports_strategic_merge=False,
 )
-API_EXPORTS_V1ALPHA1 = ResourceType(
-    group=_APIS, version="v1alpha1", resource="apiexports", kind="APIExport",
-    namespaced=False, categories=("kcp",), subresources=("status",),
-    supports_strategic_merge=False, storage_group=_APIS, storage_resource="apiexports",
-)
+API_EXPORTS_V1ALPHA1 = replace(API_EXPORTS, version="v1alpha1", storage_group=_APIS,
+                               storage_resource="apiexports")
 API_BINDINGS = ResourceType(
     group=_APIS, version="v1alpha2", resource="apibindings", kind="APIBinding",
     namespaced=False, categories=("kcp",), subresources=("status",),
     supports_strategic_merge=False,
 )
-API_BINDINGS_V1ALPHA1 = ResourceType(
-    group=_APIS, version="v1alpha1", resource="apibindings", kind="APIBinding",
-    namespaced=False, categories=("kcp",), subresources=("status",),
-    supports_strategic_merge=False, storage_group=_APIS, storage_resource="apibindings",
-)
+API_BINDINGS_V1ALPHA1 = replace(API_BINDINGS, version="v1alpha1", storage_group=_APIS,
+                                storage_resource="apibindings")
 API_EXPORT_ENDPOINT_SLICES = ResourceType(
     group=_APIS, version="v1alpha1", resource="apiexportendpointslices",
     kind="APIExportEndpointSlice", namespaced=False, categories=("kcp",),

@@ -15,6 +15,9 @@ annotations (``apis.v1alpha2.kcp.io/permission-claims`` and friends), and the wa
 ``v1alpha2`` restores them and removes the annotations. Stashed claims are matched by
 group, resource and identity hash, so a claim the client removed takes its stash with it.
 
+It also holds the one conversion of an APIResourceSchema spec into the CRD spec it
+corresponds to, used both to validate a schema and to serve the types it defines.
+
 The functions do not check what they convert: malformed parts pass through (or, for
 unusable schema names, are left out) and validation reports them.
 """
@@ -244,3 +247,13 @@ def binding_to_v1alpha2(obj: Mapping[str, Any]) -> dict[str, Any]:
         out["status"] = converted_status
     out["metadata"] = _with_annotations(obj, annotations)
     return out
+
+
+def as_crd_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The CRD spec an APIResourceSchema spec corresponds to: kcp keeps a version's schema
+    directly under ``schema``, a CRD under ``schema.openAPIV3Schema``."""
+    versions = spec.get("versions")
+    if isinstance(versions, list):
+        versions = [{**v, "schema": {"openAPIV3Schema": v["schema"]}}
+                    if isinstance(v, Mapping) and "schema" in v else v for v in versions]
+    return {**spec, "versions": versions}

@@ -24,7 +24,7 @@ from kplane.apimachinery.errors import (
     field_required,
 )
 from kplane.crd.structural import check_crd_spec
-from kplane.registry.kinds.apis_conversion import claim_key, resource_for_schema
+from kplane.registry.kinds.apis_conversion import as_crd_spec, claim_key, resource_for_schema
 from kplane.registry.kinds.apis_schemas import (
     CLAIM_RESOURCE_PATTERN,
     CLUSTER_PATH_PATTERN,
@@ -243,19 +243,9 @@ def check_schema_group(group: Any) -> list[Cause]:
     return []
 
 
-def _as_crd_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The CRD spec an APIResourceSchema spec corresponds to: kcp keeps a version's schema
-    directly under ``schema``, a CRD under ``schema.openAPIV3Schema``."""
-    versions = spec.get("versions")
-    if isinstance(versions, list):
-        versions = [{**v, "schema": {"openAPIV3Schema": v["schema"]}}
-                    if isinstance(v, Mapping) and "schema" in v else v for v in versions]
-    return {**spec, "versions": versions}
-
-
 def check_like_a_crd(spec: Mapping[str, Any]) -> list[Cause]:
     causes = []
-    for cause in check_crd_spec(_as_crd_spec(spec), name=""):
+    for cause in check_crd_spec(as_crd_spec(spec), name=""):
         if cause.field in ("spec.group", "metadata.name"):
             continue  # kcp's own group and name rules replace the CRD ones
         field = cause.field.replace(".schema.openAPIV3Schema", ".schema", 1)
