@@ -37,11 +37,13 @@ from kplane.server.request_info import RequestInfo
 from kplane.server.resource_handler import ResourceHandler
 from kplane.server.security import Security, forbidden_error
 from kplane.server.types import Send
+from kplane.storage.cacher import CachedObject
 from kplane.tenancy.names import WILDCARD
 from kplane.tenancy.resolver import ClusterResolver
 
 PREFIX = "/services/apiexport/"
 _ALL_VERBS = "*"
+_MAX_CACHED_VIEWS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,9 @@ class VirtualWorkspaces:
         self._security = security
         self._resources = resources
         self._nonresource = nonresource
+        # (export key, export revision, bound-index revision) -> view: a provider's stream
+        # of requests reuses one view until its export or a schema changes.
+        self._views: dict[tuple[str, int, int], ExportView] = {}
 
     async def handle(self, request: Request, info: RequestInfo, path: VirtualPath,
                      user: UserInfo | None, send: Send) -> None:
@@ -122,8 +127,7 @@ class VirtualWorkspaces:
         if cached is None:
             raise errors.plain_not_found()
         self._authorize(user, info, export_ref, path)
-        export = orjson.loads(cached.raw)
-        view = self._view(export_cluster, export)
+        view = self._cached_view(export_cluster, cached)
         consumer = info.cluster
         if not info.is_resource_request:
             await self._nonresource.handle(request, info, send, served=view)
@@ -160,6 +164,15 @@ class VirtualWorkspaces:
                                 name=export.name)
         if not self._security.authorize(attributes):
             raise forbidden_error(attributes, workspace=path.export_reference)
+
+    def _cached_view(self, export_cluster: str, cached: CachedObject) -> ExportView:
+        key = (cached.key, cached.revision, self._catalog.bound.revision)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) >= _MAX_CACHED_VIEWS:
+                self._views.clear()
+            view = self._views[key] = self._view(export_cluster, orjson.loads(cached.raw))
+        return view
 
     def _view(self, export_cluster: str, export: Mapping[str, Any]) -> ExportView:
         identity = str((export.get("status") or {}).get("identityHash") or "")
