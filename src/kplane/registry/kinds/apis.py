@@ -15,7 +15,7 @@ and as it will be stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -192,7 +192,24 @@ class APIExportStrategy(_APIsStrategy):
         return self.validate(new) + check_identity_hash_kept(new, old)
 
 
-class APIExportV1Alpha1Strategy(APIExportStrategy):
+class _ServedAsV1Alpha1:
+    """A v1alpha1 strategy of a kind stored as v1alpha2: converted on the way in and out
+    with ``to_stored`` and ``to_served``."""
+
+    to_stored: Callable[[Mapping[str, Any]], dict[str, Any]]
+    to_served: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def storage_form(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+        return obj if obj.get("apiVersion") == V1ALPHA2 else self.to_stored(obj)
+
+    def reading_form(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return obj if obj.get("apiVersion") == V1ALPHA1 else self.to_served(obj)
+
+    def read_bytes(self, raw: bytes) -> bytes:
+        return orjson.dumps(self.reading_form(orjson.loads(raw)))
+
+
+class APIExportV1Alpha1Strategy(_ServedAsV1Alpha1, APIExportStrategy):
     """APIExport v1alpha1: served, converted to v1alpha2 for storage."""
 
     kind_schema = API_EXPORT_V1ALPHA1_SCHEMA
@@ -224,14 +241,8 @@ class APIExportV1Alpha1Strategy(APIExportStrategy):
         # What came back from the annotations is checked in the form it is stored in.
         return super().validate(export_to_v1alpha2(obj))
 
-    def storage_form(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-        return obj if obj.get("apiVersion") == V1ALPHA2 else export_to_v1alpha2(obj)
-
-    def reading_form(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return obj if obj.get("apiVersion") == V1ALPHA1 else export_to_v1alpha1(obj)
-
-    def read_bytes(self, raw: bytes) -> bytes:
-        return orjson.dumps(self.reading_form(orjson.loads(raw)))
+    to_stored = staticmethod(export_to_v1alpha2)
+    to_served = staticmethod(export_to_v1alpha1)
 
 
 # --- APIBinding ----------------------------------------------------------------------------
@@ -264,7 +275,7 @@ class APIBindingStrategy(_APIsStrategy):
                 + check_selectors_kept(new, old) + check_phase_kept(new, old))
 
 
-class APIBindingV1Alpha1Strategy(APIBindingStrategy):
+class APIBindingV1Alpha1Strategy(_ServedAsV1Alpha1, APIBindingStrategy):
     """APIBinding v1alpha1: served, converted to v1alpha2 for storage."""
 
     kind_schema = API_BINDING_V1ALPHA1_SCHEMA
@@ -287,14 +298,8 @@ class APIBindingV1Alpha1Strategy(APIBindingStrategy):
         # Selectors live in the annotation here; they are as immutable as in v1alpha2.
         return causes + check_selectors_kept(binding_to_v1alpha2(new), binding_to_v1alpha2(old))
 
-    def storage_form(self, obj: Mapping[str, Any]) -> Mapping[str, Any]:
-        return obj if obj.get("apiVersion") == V1ALPHA2 else binding_to_v1alpha2(obj)
-
-    def reading_form(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return obj if obj.get("apiVersion") == V1ALPHA1 else binding_to_v1alpha1(obj)
-
-    def read_bytes(self, raw: bytes) -> bytes:
-        return orjson.dumps(self.reading_form(orjson.loads(raw)))
+    to_stored = staticmethod(binding_to_v1alpha2)
+    to_served = staticmethod(binding_to_v1alpha1)
 
 
 # --- APIExportEndpointSlice ----------------------------------------------------------------
