@@ -49,4 +49,33 @@ async def test_errors_reach_every_waiter() -> None:
                                    return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
     # And the reader recovers once the backend does.
-    assert reader._running is None
+    assert reader.idle
+
+
+async def test_readers_join_a_request_until_it_is_sent() -> None:
+    backend = _SlowBackend()
+    reader = RevisionReader(backend)  # type: ignore[arg-type]
+    # Readers arriving in the same loop iteration, before the request goes out, share it.
+    together = [asyncio.ensure_future(reader.current_revision()) for _ in range(20)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert backend.calls == 1
+    backend.release.set()
+    assert await asyncio.gather(*together) == [1] * 20
+    assert backend.calls == 1
+    assert reader.idle
+
+
+async def test_a_cancelled_reader_leaves_the_others_waiting() -> None:
+    backend = _SlowBackend()
+    reader = RevisionReader(backend)  # type: ignore[arg-type]
+    quitter = asyncio.ensure_future(reader.current_revision())
+    stayer = asyncio.ensure_future(reader.current_revision())
+    while backend.calls == 0:
+        await asyncio.sleep(0)
+    quitter.cancel()
+    await asyncio.sleep(0)
+    assert quitter.cancelled()
+    backend.release.set()
+    assert await stayer == 1
+    assert reader.idle
