@@ -151,6 +151,14 @@ def test_client_targets_the_api_root_of_the_current_server(pki: Pki) -> None:
     assert ApiClient.from_kubeconfig(config).base_url == "https://127.0.0.1:6443"
 
 
+def test_the_kubeconfig_ca_is_the_only_trust_anchor(pki: Pki) -> None:
+    # As in kubectl: a server certificate from a public CA must not pass for kplane's.
+    client = ApiClient.from_kubeconfig(admin_kubeconfig(pki, server_url="https://127.0.0.1:1"))
+    assert client._tls is not None
+    trusted = client._tls.get_ca_certs()
+    assert [dict(c["subject"][0])["commonName"] for c in trusted] == ["kplane-ca"]
+
+
 def test_invalid_embedded_ca_is_a_clear_error(pki: Pki) -> None:
     config = admin_kubeconfig(pki, server_url="https://127.0.0.1:6443")
     config["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(

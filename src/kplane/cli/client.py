@@ -255,13 +255,17 @@ def _describe_reason(reason: object) -> str:
 
 def _tls_context(cluster: Mapping[str, Any], user: Mapping[str, Any], *,
                  config_dir: Path | None) -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    # PROTOCOL_TLS_CLIENT verifies certificates and host names. As in kubectl, a
+    # kubeconfig's CA replaces the system's trust store rather than adding to it.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if cluster.get("insecure-skip-tls-verify"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
         ca = read_pem(cluster, "certificate-authority", config_dir=config_dir)
-        if ca is not None:
+        if ca is None:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
             _load_certificate_authority(context, ca)
     cert = read_pem(user, "client-certificate", config_dir=config_dir)
     key = read_pem(user, "client-key", config_dir=config_dir)
