@@ -181,6 +181,51 @@ async def test_deleting_a_workspace_removes_its_tree(tenancy: Tenancy) -> None:
     assert tenancy.resolver.resolve("root:sibling") == sibling
 
 
+async def test_deleting_a_workspace_waits_for_the_finalizers_of_its_content(
+        tenancy: Tenancy) -> None:
+    """As in kcp: a controller holding a finalizer on an object in the workspace (a
+    provider that must drop a database) gets to clean up before the content goes."""
+    store = tenancy.store
+    parent = await ready(tenancy, "root", "team")
+    child = await ready(tenancy, parent, "app")
+    held = Target(builtin.CONFIGMAPS, child, "default", "held")
+    await store.create(held, {"metadata": {"name": "held",
+                                           "finalizers": ["example.com/cleanup"]}},
+                       WriteOptions())
+    plain = Target(builtin.CONFIGMAPS, parent, "default", "plain")
+    await store.create(plain, {"metadata": {"name": "plain"}}, WriteOptions())
+
+    await store.delete(workspace_target("root", "team"), DeleteOptions())
+    marked = await until(lambda: (read(store, held) or {}).get("metadata", {})
+                         .get("deletionTimestamp"), "the held object marked deleted")
+    assert marked
+
+    def reported() -> dict[str, Any] | None:
+        workspace = read(store, workspace_target(parent, "app"))
+        for condition in ((workspace or {}).get("status") or {}).get("conditions") or []:
+            if condition["type"] == "WorkspaceContentDeleted":
+                return dict(condition)
+        return None
+
+    condition = await until(reported, "the waiting reported on the child Workspace")
+    assert condition["status"] == "False"
+    assert condition["reason"] == "SomeFinalizersRemain"
+    assert "example.com/cleanup (1 object)" in condition["message"]
+    # Nothing is purged while the finalizer holds: not the child, not its parent.
+    await asyncio.sleep(0.3)
+    assert read(store, held) is not None
+    assert read(store, workspace_target("root", "team")) is not None
+    assert tenancy.resolver.resolve(child) == child
+
+    await store.patch(held, MERGE_PATCH, {"metadata": {"finalizers": None}}, WriteOptions())
+    await until(lambda: read(store, workspace_target("root", "team")) is None,
+                "the parent Workspace gone")
+    for cluster in (parent, child):
+        assert read(store, logical_cluster_target(cluster)) is None
+        assert await names(store, Target(builtin.CONFIGMAPS, cluster)) == []
+    assert read(store, plain) is None
+
+
 async def test_a_workspace_still_initializing_can_be_deleted(tenancy: Tenancy) -> None:
     store = tenancy.store
     await create_type(store, "root", "gated", {"initializer": True})

@@ -8,8 +8,10 @@ namespace, then moves the Workspace to ``Initializing`` or straight to ``Ready``
 watch over LogicalClusters notices when the last initializer has removed itself.
 
 Deleting a Workspace deletes its child Workspaces first (each through this same path, so
-deletion is recursive), then every object of the logical cluster, then lets the Workspace
-go. Nothing here runs per workspace while workspaces are idle.
+deletion is recursive). Then it marks every object that carries finalizers as deleted and
+waits until their controllers have removed them (reporting which finalizers it waits for),
+purges whatever else the logical cluster holds, and lets the Workspace go. Nothing here
+runs per workspace while workspaces are idle.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
+from kplane.controllers.conditions import set_condition
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
@@ -48,6 +51,8 @@ WORKERS = 16
 # The creator of a workspace becomes its admin through this binding in the new workspace.
 OWNER_BINDING = "workspace-admin"
 _RETRY_SECONDS = 1.0
+# kcp's condition on a deleting workspace whose content is not all gone yet.
+CONTENT_DELETED = "WorkspaceContentDeleted"
 
 
 def _owner(workspace: dict[str, Any]) -> str:
@@ -231,6 +236,10 @@ class WorkspaceController:
                                 Target(builtin.WORKSPACES, child, "", item.name),
                                 DeleteOptions())
                 return False
+            waiting = await self._finalize_content(child)
+            if waiting:
+                await self._report_finalizers(target, waiting)
+                return False
             await self._store.purge_cluster(child)
 
         def without_finalizer(current: dict[str, Any]) -> dict[str, Any]:
@@ -242,3 +251,54 @@ class WorkspaceController:
         with contextlib.suppress(StatusError):
             await self._store.update_with(target, without_finalizer, self._options)
         return True
+
+    async def _finalize_content(self, cluster: str) -> dict[str, int]:
+        """Mark every object of ``cluster`` that carries finalizers as deleted, so that the
+        controllers owning them clean up (a provider dropping a database, a binding
+        removing its bound objects); how many objects each finalizer still holds.
+
+        Objects without finalizers are left to the purge that follows: deleting them one
+        by one first would only slow every workspace deletion down."""
+        waiting: dict[str, int] = {}
+        seen: set[str] = set()
+        for rt in self._catalog.resources(cluster):
+            prefix = resource_prefix(rt)
+            if prefix in seen or rt == builtin.LOGICAL_CLUSTERS or "delete" not in rt.verbs:
+                continue
+            seen.add(prefix)
+            for cached in self._store.cacher.list(f"{prefix}{cluster}/"):
+                if b'"finalizers"' not in cached.raw:
+                    continue
+                meta = orjson.loads(cached.raw).get("metadata") or {}
+                finalizers = meta.get("finalizers") or []
+                if not finalizers:
+                    continue  # a Namespace's spec.finalizers: the purge takes it
+                for finalizer in finalizers:
+                    waiting[finalizer] = waiting.get(finalizer, 0) + 1
+                if not meta.get("deletionTimestamp"):
+                    with contextlib.suppress(StatusError):
+                        await self._store.delete(
+                            Target(rt, cluster, meta.get("namespace") or "", meta["name"]),
+                            DeleteOptions())
+        return waiting
+
+    async def _report_finalizers(self, target: Target, waiting: dict[str, int]) -> None:
+        """Say on the Workspace which finalizers its deletion waits for."""
+        held = ", ".join(f"{finalizer} ({count} object{'s' if count != 1 else ''})"
+                         for finalizer, count in sorted(waiting.items()))
+        message = f"Waiting for finalizers of the workspace's content: {held}"
+
+        def with_condition(current: dict[str, Any]) -> dict[str, Any]:
+            conditions = current.setdefault("status", {}).setdefault("conditions", [])
+            set_condition(conditions, CONTENT_DELETED, False, "SomeFinalizersRemain", message)
+            return current
+
+        cached = self._store.get_cached(target)
+        if cached is not None:
+            said = orjson.loads(cached.raw).get("status", {}).get("conditions") or []
+            if any(c.get("type") == CONTENT_DELETED and c.get("message") == message
+                   for c in said if isinstance(c, dict)):
+                return  # already said; do not rewrite the Workspace every retry
+        with contextlib.suppress(StatusError):
+            await self._store.update_with(target, with_condition, self._options,
+                                          subresource="status")

@@ -483,3 +483,24 @@ def test_unbinding_a_workspace_cleans_up_its_databases(world: World) -> None:
         True, [keeper["status"]["database"]])
     assert query_with(read_secret(world, CONSUMER_A, "keeper-postgres"), "SELECT 1") == [(1,)]
     assert world.provider.alive()
+
+
+def test_deleting_a_consumer_workspace_drops_its_databases(world: World) -> None:
+    consumer = "consumer-leaving"
+    world.clusters[consumer] = ready_workspace(world.http, consumer)
+    bind(world, consumer)
+    world.kubectl(consumer, "apply", "-f", "-", input=instance_manifest("doomed"))
+    wait_ready(world, consumer, "doomed")
+    assert world.role_and_databases(consumer, "doomed")[1] != []
+
+    deleted = world.http.delete(
+        f"/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces/{consumer}")
+    assert deleted.status_code in (200, 202), deleted.text
+    # The workspace's content is deleted with finalizers honoured, so the provider sees
+    # the instance go and drops its database before the workspace disappears.
+    eventually(lambda: world.http.get(
+        f"/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces/{consumer}")
+        .status_code == 404, what="workspace gone")
+    assert world.role_and_databases(consumer, "doomed") == (False, [])
+    assert world.provider.alive()
+    assert "Traceback" not in world.provider.log()
