@@ -71,6 +71,20 @@ def test_runtime_error_does_not_raise() -> None:
         "divide by zero" in str(_run("1 / self == 1", 0)).lower()
 
 
+def test_a_rule_over_its_budget_is_a_validation_error() -> None:
+    rule = 'self.all(x, self.all(y, self.all(z, x + y + z != "")))'
+    assert _run(rule, ["x"] * 50) == ("validation failed due to running out of cost budget, "
+                                      "no further validation rules will be run")
+
+
+def test_regex_functions_use_re2() -> None:
+    assert _run("self.find('^(a+)+$') == ''", "a" * 60 + "!") is True
+    assert _run(r"self.find('\\p{L}+') == 'héllo'", "héllo1") is True
+    assert _run("self.findAll('a', 2) == ['a', 'a']", "aaaa") is True
+    message = _run("self.find('([') == ''", "x")
+    assert isinstance(message, str) and "error parsing regexp: missing ]" in message
+
+
 def test_transition_detection_ignores_strings() -> None:
     assert references_old_self("self == oldSelf")
     assert not references_old_self("self == 'oldSelf'")

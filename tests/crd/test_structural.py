@@ -49,6 +49,18 @@ def _with_spec(node: dict[str, Any]) -> dict[str, Any]:
 ROOT = "spec.versions[0].schema.openAPIV3Schema"
 
 
+def test_patterns_must_compile_as_go_reads_them() -> None:
+    fields = _fields(_with_spec({"type": "object", "properties": {
+        "bad": {"type": "string", "pattern": "(["},
+        "go": {"type": "string", "pattern": r"^\p{L}+\z"},
+    }}))
+    assert fields == {
+        f"{ROOT}.properties[spec].properties[bad].pattern":
+            'Invalid value: "([": must be a valid regular expression, but isn\'t: '
+            "error parsing regexp: missing ]: [",
+    }
+
+
 def test_minimal_crd_is_valid() -> None:
     assert check_crd_spec(_crd(), name="widgets.example.com") == []
 

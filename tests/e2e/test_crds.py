@@ -240,6 +240,41 @@ def test_a_cel_rule_that_does_not_compile_is_refused(http: httpx.Client) -> None
             ".x-kubernetes-validations[0].rule") in fields
 
 
+def test_a_pattern_that_does_not_compile_is_refused(http: httpx.Client) -> None:
+    crd = widget_crd()
+    crd["metadata"]["name"] = f"badpatterns.{GROUP}"
+    crd["spec"]["names"] = {"plural": "badpatterns", "kind": "BadPattern"}
+    crd["spec"]["versions"] = [crd["spec"]["versions"][0]]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["code"] = {"type": "string", "pattern": "(["}
+    response = http.post(url(A, CRDS), json=crd)
+    assert response.status_code == 422, response.text
+    assert ("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[code]"
+            ".pattern", 'Invalid value: "([": must be a valid regular expression, but '
+            "isn't: error parsing regexp: missing ]: [") in causes(response)
+
+
+def test_patterns_match_in_linear_time(http: httpx.Client) -> None:
+    # A backtracking engine would spend hours on this value, and every tenant would wait.
+    crd = widget_crd()
+    crd["metadata"]["name"] = f"greedies.{GROUP}"
+    crd["spec"]["names"] = {"plural": "greedies", "kind": "Greedy"}
+    crd["spec"]["versions"] = [crd["spec"]["versions"][0]]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["word"] = {"type": "string", "pattern": "^(a+)+$"}
+    created = http.post(url(A, CRDS), json=crd)
+    assert created.status_code == 201, created.text
+    established(http, A, f"greedies.{GROUP}")
+    path = url(A, f"apis/{GROUP}/v1/namespaces/default/greedies")
+    body = {"apiVersion": f"{GROUP}/v1", "kind": "Greedy", "metadata": {"name": "g"},
+            "spec": {"color": "green", "word": "a" * 60 + "!"}}
+    response = http.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"]["causes"][0]["field"] == "spec.word"
+    body["spec"]["word"] = "a" * 60
+    assert http.post(path, json=body).status_code == 201
+
+
 # Validation of objects --------------------------------------------------------------------------
 
 

@@ -53,6 +53,36 @@ async def test_loads_then_follows_changes_and_deletions(backend: SQLiteBackend) 
         await cacher.stop()
 
 
+async def test_an_object_the_index_cannot_take_is_skipped(backend: SQLiteBackend) -> None:
+    await backend.create(f"{PREFIX}c1/broken", body("broken"))
+    await backend.create(f"{PREFIX}c1/fine", body("fine"))
+    cacher = Cacher(backend, decode)
+    await cacher.start()
+    seen: list[str] = []
+
+    def apply(cached: CachedObject, *, deleted: bool) -> None:
+        if cached.name == "broken":
+            raise ValueError("cannot build a type from this")
+        seen.append(cached.name)
+
+    follower = CacheFollower(name="test-index", watch_prefix=PREFIX,
+                             load_prefixes=[PREFIX], apply=apply)
+    try:
+        await follower.start(cacher)
+        assert seen == ["fine"]
+        # The follower keeps going after a failure while following, too.
+        await backend.create(f"{PREFIX}c2/broken", body("broken"))
+        await backend.create(f"{PREFIX}c2/later", body("later"))
+        for _ in range(100):
+            if "later" in seen:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == ["fine", "later"]
+    finally:
+        await follower.stop()
+        await cacher.stop()
+
+
 async def test_a_reload_takes_out_what_was_deleted_meanwhile(backend: SQLiteBackend) -> None:
     await backend.create(f"{PREFIX}c1/kept", body("kept"))
     gone = await backend.create(f"{PREFIX}c1/gone", body("gone"))

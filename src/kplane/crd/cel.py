@@ -128,8 +128,11 @@ class CelProgram:
     def evaluate(self, value: Any, old: Any = None, *, has_old: bool = False) -> RuleOutcome:
         """Run the rule with ``self`` (and ``oldSelf`` when there is an old value)."""
         data = {"self": value, "oldSelf": old if has_old else None}
-        result = self._expression.eval(data=data)
-        plain = result.plain_value()
+        try:
+            plain = self._expression.eval(data=data).plain_value()
+        except Exception as error:  # the evaluator gave up: a limit, or a library function
+            return RuleOutcome(passed=False, evaluation_error=True,
+                               message=_abandoned_message(error, self.rule))
         if plain is True:
             return RuleOutcome(passed=True)
         if plain is False:
@@ -142,11 +145,25 @@ class CelProgram:
     def _failure_message(self, data: Mapping[str, Any]) -> str:
         if self._message_expression is None:
             return self.default_message()
-        produced = self._message_expression.eval(data=data).plain_value()
+        try:
+            produced = self._message_expression.eval(data=data).plain_value()
+        except Exception:  # upstream falls back to the static message here too
+            return self.default_message()
         # Upstream falls back to the static message when the expression misbehaves.
         if isinstance(produced, str) and produced.strip() and "\n" not in produced:
             return produced
         return self.default_message()
+
+
+def _abandoned_message(error: Exception, rule: str) -> str:
+    text = str(error)
+    if "budget" in text:
+        # Upstream's words when a rule runs out of its cost budget.
+        return ("validation failed due to running out of cost budget, no further validation "
+                "rules will be run")
+    for prefix in ("INTERNAL: ",):
+        text = text.removeprefix(prefix)
+    return f"{_runtime_message(text)} evaluating rule: {rule}"
 
 
 def _runtime_message(text: str) -> str:

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from cel_expr_python import cel  # type: ignore[import-untyped]
 
+from kplane.apimachinery.regex import cached_pattern
+
 T = cel.Type
 
 # Overloads are dispatched on runtime kinds (every list is one kind), so a list function has
@@ -203,13 +205,19 @@ def _list_functions() -> list[Any]:
 # -- regex -----------------------------------------------------------------------------------
 
 def _find(s: str, pattern: str) -> str:
-    match = re.search(pattern, s)
+    match = cached_pattern(pattern).search(s)
     return match.group(0) if match else ""
 
 
 def _find_all(s: str, pattern: str, limit: int = -1) -> list[str]:
-    found = [m.group(0) for m in re.finditer(pattern, s)]
-    return found if limit < 0 else found[:limit]
+    found: list[str] = []
+    if limit == 0:
+        return found
+    for match in cached_pattern(pattern).finditer(s):
+        found.append(match.group(0))
+        if len(found) == limit:
+            break
+    return found
 
 
 def _regex_functions() -> list[Any]:

@@ -22,6 +22,7 @@ from kplane.apimachinery.errors import (
     field_not_supported,
     field_required,
 )
+from kplane.apimachinery.regex import InvalidPatternError, compile_pattern
 from kplane.crd.cel import CelProgram, compile_rule
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -200,6 +201,7 @@ def _walk(schema: Mapping[str, Any], path: str, causes: list[Cause], *, root: bo
                                       "additionalProperties and properties are mutual "
                                       "exclusive"))
     _check_type(schema, path, causes, in_value_validation=in_value_validation)
+    _check_pattern(schema, path, causes)
     _check_list_type(schema, path, causes)
     _check_rules(schema, path, causes, correlatable=correlatable)
     if "default" in schema and not in_value_validation:
@@ -262,6 +264,17 @@ def _check_type(schema: Mapping[str, Any], path: str, causes: list[Cause], *,
     if schema.get("x-kubernetes-preserve-unknown-fields") is False:
         causes.append(field_invalid(f"{path}.x-kubernetes-preserve-unknown-fields", False,
                                     "must be true or undefined"))
+
+
+def _check_pattern(schema: Mapping[str, Any], path: str, causes: list[Cause]) -> None:
+    pattern = schema.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        return
+    try:
+        compile_pattern(pattern)
+    except InvalidPatternError as error:
+        causes.append(field_invalid(f"{path}.pattern", pattern,
+                                    f"must be a valid regular expression, but isn't: {error}"))
 
 
 def _check_list_type(schema: Mapping[str, Any], path: str, causes: list[Cause]) -> None:

@@ -28,6 +28,7 @@ from kplane.apimachinery.errors import (
     field_required,
     field_too_long,
 )
+from kplane.apimachinery.regex import InvalidPatternError, Pattern, compile_pattern
 from kplane.crd.cel import CelProgram, Converter, RuleOutcome, compile_rule, converter_for
 
 _JSON_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
@@ -149,6 +150,7 @@ class _Node:
         "nullable",
         "one_of",
         "pattern",
+        "pattern_error",
         "pattern_source",
         "properties",
         "required",
@@ -169,7 +171,15 @@ class _Node:
         self.format_name = str(schema.get("format") or "")
         self.format_check = _FORMATS.get(self.format_name)
         self.pattern_source = schema.get("pattern")
-        self.pattern = re.compile(self.pattern_source) if self.pattern_source else None
+        self.pattern: Pattern | None = None
+        self.pattern_error = ""
+        if isinstance(self.pattern_source, str) and self.pattern_source:
+            try:
+                self.pattern = compile_pattern(self.pattern_source)
+            except InvalidPatternError as error:
+                # Schema validation refuses such a pattern; one stored before it did must
+                # fail the values it guards, not the server.
+                self.pattern_error = str(error)
         self.min_length = schema.get("minLength")
         self.max_length = schema.get("maxLength")
         self.minimum = schema.get("minimum")
@@ -257,6 +267,10 @@ class _Node:
         if self.pattern is not None and self.pattern.search(value) is None:
             errors.append(field_invalid(path, value, f"{where} in body should match "
                                                      f"'{self.pattern_source}'"))
+        elif self.pattern_error:
+            errors.append(field_invalid(path, value, f"{where} cannot be checked: the "
+                                                     f"schema's pattern '{self.pattern_source}'"
+                                                     f" is invalid ({self.pattern_error})"))
         if self.format_check is not None and not self.format_check(value):
             errors.append(field_invalid(path, value, f"{where} in body must be of type "
                                                      f"{self.format_name}: \"{value}\""))

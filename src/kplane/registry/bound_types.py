@@ -14,6 +14,7 @@ APIResourceSchemas are immutable, so a type built once is reused until its schem
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from kplane.registry.kinds.apis_conversion import as_crd_spec
 from kplane.registry.kinds.custom import CustomResourceStrategy
 from kplane.registry.resources import ResourceType
 from kplane.storage.cacher import CachedObject, Cacher
+
+log = logging.getLogger(__name__)
 
 APIS_PREFIX = "/registry/apis.kcp.io/"
 BINDINGS = "apibindings"
@@ -147,7 +150,15 @@ class BoundTypeIndex:
             schema = self._schemas.get((resource.export_cluster, resource.schema))
             if schema is None:
                 return []
-            built = self._built[key] = types_for_schema(schema, resource.identity)
+            try:
+                built = types_for_schema(schema, resource.identity)
+            except Exception:
+                # A schema stored before a check that refuses it existed: leave it unserved
+                # rather than fail discovery for every consumer of the export.
+                log.exception("cannot serve APIResourceSchema %s of cluster %s",
+                              resource.schema, resource.export_cluster)
+                built = []
+            self._built[key] = built
             for rt, strategy in built:
                 self._strategies[rt] = strategy
             self._storage_types = None

@@ -47,14 +47,23 @@ class CacheFollower:
                 self._give(cached, deleted=False)
         for key, gone in before.items():
             if key not in self._known:
-                self._apply(gone, deleted=True)
+                self._apply_safely(gone, deleted=True)
 
     def _give(self, cached: CachedObject, *, deleted: bool) -> None:
         if deleted:
             self._known.pop(cached.key, None)
         elif cached.key.startswith(self._load_prefixes):
             self._known[cached.key] = cached
-        self._apply(cached, deleted=deleted)
+        self._apply_safely(cached, deleted=deleted)
+
+    def _apply_safely(self, cached: CachedObject, *, deleted: bool) -> None:
+        try:
+            self._apply(cached, deleted=deleted)
+        except Exception:
+            # One object the index cannot take (stored before a check that would refuse
+            # it existed) must not stop the index for every workspace, nor the server's
+            # start: it keeps what it had for that object and goes on.
+            log.exception("%s cannot apply %s; skipping it", self._name, cached.key)
 
     async def start(self, cacher: Cacher) -> None:
         self.load(cacher)

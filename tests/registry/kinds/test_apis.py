@@ -110,6 +110,15 @@ def test_a_valid_schema_passes_and_gets_kcps_defaults() -> None:
     assert SCHEMAS.validate(obj) == []
 
 
+def test_a_schema_pattern_must_compile() -> None:
+    obj = widget_schema()
+    size = obj["spec"]["versions"][0]["schema"]["properties"]["spec"]["properties"]
+    size["code"] = {"type": "string", "pattern": "(["}
+    [cause] = SCHEMAS.validate(obj)
+    assert cause.field.endswith("properties[spec].properties[code].pattern")
+    assert "must be a valid regular expression" in cause.message
+
+
 @pytest.mark.parametrize(("name", "message"), [
     ("widgets.example.io", "must end in .widgets.example.io"),
     ("v1.gadgets.example.io", "must end in .widgets.example.io"),
