@@ -237,13 +237,13 @@ def test_apply_rejects_other_kinds_managed_fields_and_unknown_fields() -> None:
     with pytest.raises(StatusError) as unknown:
         apply(None, {**cm(namespace="d"), "spec": {"a": 1}})
     assert (unknown.value.code, unknown.value.reason, unknown.value.message) == (
-        500, "",
+        400, "BadRequest",
         "failed to create typed patch object (d/x; /v1, Kind=ConfigMap): "
         ".spec: field not declared in schema",
     )
     with pytest.raises(StatusError) as managed:
         apply(None, cm(managedFields=[]))
-    assert managed.value.code == 500
+    assert managed.value.code == 400
     assert "managed fields must be nil but was []" in managed.value.message
 
 

@@ -346,9 +346,10 @@ def _object_text(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}; {_gvk_text(obj)}"
 
 
-def _unknown_error(message: str) -> StatusError:
-    """A failure upstream reports as a plain error: code 500 with no reason."""
-    return StatusError(500, "", message)
+def _unfit_configuration(message: str) -> StatusError:
+    """A configuration that does not fit the schema. Upstream lets this surface as a bare
+    500; it is the client's input that is wrong, so it is a 400 here, same words."""
+    return bad_request(message)
 
 
 def _check_applied(applied: Mapping[str, Any], live: Mapping[str, Any] | None, *,
@@ -358,7 +359,7 @@ def _check_applied(applied: Mapping[str, Any], live: Mapping[str, Any] | None, *
         raise bad_request(f"invalid object type: {_gvk_text(applied)}")
     managed = _metadata(applied).get("managedFields")
     if managed is not None:
-        raise _unknown_error(
+        raise _unfit_configuration(
             f"failed to create typed patch object ({_object_text(applied)}): "
             f"managed fields must be nil but was {orjson.dumps(managed).decode()}"
         )
@@ -374,14 +375,14 @@ def server_side_apply(
 
     Raises :class:`StatusError`: 409 Conflict (cause ``FieldManagerConflict`` per field)
     when the configuration changes a field another manager owns and ``force`` is false;
-    400 for a configuration of another kind or version; 500 (as upstream) when it does
-    not fit the schema. ``reset`` paths are neither owned nor compared.
+    400 for a configuration of another kind or version, or one that does not fit the
+    schema (upstream answers that with a bare 500). ``reset`` paths are neither owned nor compared.
     """
     _check_applied(applied, live, api_version=api_version)
     try:
         applied_set = fieldset_from_object(applied, node, strip=False, strict=True, reset=reset)
     except FieldPathError as exc:
-        raise _unknown_error(
+        raise _unfit_configuration(
             f"failed to create typed patch object ({_object_text(applied)}): {exc}"
         ) from None
     base: dict[str, Any] = live if live is not None else {}
