@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e.server import KplaneProcess
 
@@ -69,6 +70,12 @@ JSON = {"content-type": "application/json"}
          ("name or generateName is required",)),
         (b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}',
          {"content-type": "text/plain"}, 415, ("unknown format",)),
+        (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: inf, generation: .inf}\n",
+         {"content-type": "application/yaml"}, 400, ("'.inf'", "not a finite number")),
+        (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nan}\ndata: {}\nx: [.nan]\n",
+         {"content-type": "application/yaml"}, 400, ("'.nan'", "not a finite number")),
+        (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, generation: 1.0e+999}\n",
+         {"content-type": "application/yaml"}, 400, ("not a finite number",)),
     ],
 )
 def test_bad_create_bodies(http: httpx.Client, body: bytes, headers: dict[str, str],
@@ -116,10 +123,90 @@ def test_body_over_three_mebibytes_is_413(http: httpx.Client) -> None:
         ({"resourceVersionMatch": "Exact"}, 400),
         ({"resourceVersion": "0", "resourceVersionMatch": "Exact"}, 400),
         ({"resourceVersion": "1", "resourceVersionMatch": "Sometimes"}, 400),
+        ({"limit": "99999999999999999999999"}, 400),
+        ({"limit": ""}, 400),
+        ({"limit": " 5"}, 400),
+        ({"timeoutSeconds": "abc"}, 400),
+        ({"timeoutSeconds": "99999999999999999999"}, 400),
+        ({"timeoutSeconds": "1.5"}, 400),
     ],
 )
 def test_bad_list_parameters(http: httpx.Client, params: dict[str, str], code: int) -> None:
     _assert_status(http.get(CM, params=params), code)
+
+
+def test_a_garbage_watch_flag_is_true_as_upstream_converts_it(http: httpx.Client) -> None:
+    http.post(CM, json={"metadata": {"name": "watched"}})
+    response = http.get(CM, params={"watch": "maybe", "timeoutSeconds": "1",
+                                    "fieldSelector": "metadata.name=watched"})
+    assert response.status_code == 200, response.text
+    [event] = [line for line in response.text.splitlines() if line]
+    assert '"type":"ADDED"' in event and '"name":"watched"' in event
+
+
+def test_yaml_list_reads_back_as_the_json_list(http: httpx.Client) -> None:
+    data = {"n": "1", "b": "true", "z": "null", "t": "2024-01-02T03:04:05Z",
+            "u": "caf\u00e9 \u2603", "script": "#!/bin/sh\necho hi\n"}
+    http.post(CM, json={"metadata": {"name": "yaml-list"}, "data": data})
+    as_json = http.get(CM).json()
+    as_yaml = http.get(CM, headers={"accept": "application/yaml"})
+    assert as_yaml.headers["content-type"] == "application/yaml"
+    assert yaml.safe_load(as_yaml.content) == as_json
+    # Strings that look like other types stay quoted strings.
+    assert "b: 'true'\n" in as_yaml.text and "n: '1'\n" in as_yaml.text
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "code", "words"),
+    [
+        (b'{"kind":"DeleteOptions","apiVersion":"v1","preconditions":"x"}', {}, 400,
+         ("DeleteOptions.preconditions", "v1.Preconditions")),
+        (b'{"kind":"DeleteOptions","apiVersion":"v1","preconditions":["x"]}', {}, 400,
+         ("DeleteOptions.preconditions", "v1.Preconditions")),
+        (b'{"preconditions":{"uid":5}}', {}, 400, ("preconditions.uid", "types.UID")),
+        (b'{"preconditions":{"resourceVersion":true}}', {}, 400,
+         ("preconditions.resourceVersion", "string")),
+        (b'{"gracePeriodSeconds":"abc"}', {}, 400, ("gracePeriodSeconds", "int64")),
+        (b'{"gracePeriodSeconds":1.5}', {}, 400, ("gracePeriodSeconds", "int64")),
+        (b'{"orphanDependents":"true"}', {}, 400, ("orphanDependents", "bool")),
+        (b'{"propagationPolicy":3}', {}, 400, ("propagationPolicy",)),
+        (b'{"dryRun":"All"}', {}, 400, ("dryRun", "[]string")),
+        (b'{"kind":"Pod","apiVersion":"v1"}', {}, 400, ('no kind "Pod"',)),
+        (b"[1]", {}, 400, ("DeleteOptions",)),
+        (b"preconditions: x\n", {}, 400, ("DeleteOptions.preconditions",)),
+        (None, {"gracePeriodSeconds": "abc"}, 400, ("gracePeriodSeconds",)),
+        (None, {"gracePeriodSeconds": "99999999999999999999"}, 400, ("gracePeriodSeconds",)),
+        (b'{"propagationPolicy":"Sideways"}', {}, 422, ("propagationPolicy",)),
+        (b'{"orphanDependents":true,"propagationPolicy":"Orphan"}', {}, 422,
+         ("cannot be both set",)),
+        (b'{"dryRun":["All","Maybe"]}', {}, 422, ("dryRun",)),
+        (None, {"dryRun": "Maybe"}, 422, ("dryRun",)),
+    ],
+)
+def test_bad_delete_options_delete_nothing(http: httpx.Client, body: bytes | None,
+                                           params: dict[str, str], code: int,
+                                           words: tuple[str, ...]) -> None:
+    http.post(CM, json={"metadata": {"name": "keep-me"}})
+    before = _snapshot(http)
+    assert ("keep-me", http.get(f"{CM}/keep-me").json()["metadata"]["resourceVersion"]) in before
+    content_type = ("application/yaml" if body and body.startswith(b"preconditions")
+                    else "application/json")
+    headers = {"content-type": content_type}
+    one = http.request("DELETE", f"{CM}/keep-me", content=body, params=params, headers=headers)
+    status = _assert_status(one, code, *words)
+    assert status["reason"] == ("BadRequest" if code == 400 else "Invalid")
+    every = http.request("DELETE", CM, content=body, params=params, headers=headers)
+    _assert_status(every, code, *words)
+    assert _snapshot(http) == before
+
+
+def test_negative_grace_period_deletes_at_once(http: httpx.Client) -> None:
+    # Upstream turns a negative grace period into 1 s; ConfigMaps are not deleted
+    # gracefully, so the object is simply gone.
+    http.post(CM, json={"metadata": {"name": "grace"}})
+    response = http.delete(f"{CM}/grace", params={"gracePeriodSeconds": "-10"})
+    assert response.status_code == 200 and response.json()["status"] == "Success"
+    assert http.get(f"{CM}/grace").status_code == 404
 
 
 def test_unknown_paths_and_methods(http: httpx.Client) -> None:

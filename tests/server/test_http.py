@@ -11,8 +11,11 @@ from kplane.apimachinery import errors
 from kplane.apimachinery.errors import StatusError
 from kplane.server.body import MAX_BODY_BYTES
 from kplane.server.http import (
+    INT64_MAX,
+    INT64_MIN,
     Request,
     query_flag,
+    query_int64,
     send_bytes,
     send_json,
     send_status_error,
@@ -197,6 +200,53 @@ def test_warning_headers_are_capped() -> None:
 @pytest.mark.parametrize(("value", "expected"), [
     (None, False), ("0", False), ("false", False), ("FALSE", False),
     ("", True), ("1", True), ("true", True), ("True", True), ("yes", True), ("no", True),
+    # Upstream's Convert_Slice_string_To_bool refuses nothing: garbage is true.
+    ("maybe", True), ("00", True), ("f", True),
 ])
 def test_query_flag_follows_upstream_conversion(value: str | None, expected: bool) -> None:
     assert query_flag(value) is expected
+
+
+def test_query_values_keeps_every_value_of_a_repeated_parameter() -> None:
+    req, _ = request(query="dryRun=All&x=1&dryRun=Maybe&dryRun=")
+    assert req.query["dryRun"] == "All"
+    assert req.query_values("dryRun") == ["All", "Maybe", ""]
+    assert req.query_values("missing") == []
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0", 0), ("5", 5), ("+5", 5), ("-5", -5), ("007", 7), (str(INT64_MAX), INT64_MAX),
+    (str(INT64_MIN), INT64_MIN), ("0" * 40 + "1", 1),
+])
+def test_query_int64_parses_as_go_parseint(raw: str, expected: int) -> None:
+    assert query_int64({"limit": raw}, "limit") == expected
+
+
+def test_query_int64_of_an_absent_parameter_is_none() -> None:
+    assert query_int64({}, "limit") is None
+
+
+@pytest.mark.parametrize("raw", [
+    "", " ", "abc", " 5", "5 ", "1_000", "0x10", "1e3", "5.0", "+", "-", "--5",
+    "\u0663", "\uff15", "1\n",
+])
+def test_query_int64_refuses_what_parseint_refuses(raw: str) -> None:
+    raw = raw.encode().decode("unicode_escape")
+    with pytest.raises(StatusError) as caught:
+        query_int64({"timeoutSeconds": raw}, "timeoutSeconds")
+    assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
+    assert caught.value.message.startswith("timeoutSeconds: Invalid value: ")
+    assert caught.value.message.endswith("must be an integer")
+
+
+@pytest.mark.parametrize("raw", [
+    str(INT64_MAX + 1), str(INT64_MIN - 1), "99999999999999999999999", "9" * 5000,
+    "-" + "9" * 5000,
+])
+def test_query_int64_refuses_values_outside_int64(raw: str) -> None:
+    with pytest.raises(StatusError) as caught:
+        query_int64({"limit": raw}, "limit")
+    assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
+    assert "must be an integer between -9223372036854775808 and 9223372036854775807" in (
+        caught.value.message)
+    assert len(caught.value.message) < 200

@@ -26,6 +26,8 @@ class ListOptions:
     continue_token: str = ""
     resource_version: str = ""
     resource_version_match: str = ""
+    # Only a watch acts on it; a list parses it (strictly, as upstream) and ignores it.
+    timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,5 +35,6 @@ class DeleteOptions:
     uid: str = ""
     resource_version: str = ""
     propagation_policy: str = ""
+    # Type-checked and kept, without effect: no kind served here deletes gracefully.
     grace_period_seconds: int | None = None
     dry_run: bool = False

@@ -6,6 +6,7 @@ with a hard size limit; a response is bytes with a content type.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,12 +18,18 @@ from kplane.server.body import MAX_BODY_BYTES
 from kplane.server.types import Receive, Scope, Send
 
 JSON_CONTENT_TYPE = b"application/json"
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# What Go's strconv.ParseInt(s, 10, 64) accepts: an optional sign and ASCII digits, nothing
+# else (no blanks, no "_" separators, no other scripts' digits, which Python's int() takes).
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 class Request:
     """One HTTP request."""
 
-    __slots__ = ("_body", "headers", "method", "path", "query", "receive", "scope", "user")
+    __slots__ = ("_body", "_pairs", "headers", "method", "path", "query", "receive", "scope",
+                 "user")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -30,6 +37,7 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         query: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         raw_query: bytes = scope.get("query_string", b"")
         if raw_query:
             try:
@@ -40,6 +48,7 @@ class Request:
             for key, value in pairs:
                 query.setdefault(key, value)
         self.query = query
+        self._pairs = pairs
         self.headers: dict[str, str] = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
         }
@@ -58,6 +67,10 @@ class Request:
         meta = body.get("metadata") if isinstance(body, dict) else None
         name = meta.get("name") if isinstance(meta, dict) else None
         return name if isinstance(name, str) else ""
+
+    def query_values(self, name: str) -> list[str]:
+        """Every value of a repeated parameter, in order (``dryRun`` is a list upstream)."""
+        return [value for key, value in self._pairs if key == name]
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -91,6 +104,27 @@ def query_flag(value: str | None) -> bool:
     """A boolean query parameter as upstream converts one: present and not ``0``/``false``
     (any case) is true, so a bare ``?watch`` counts."""
     return value is not None and value.lower() not in ("0", "false")
+
+
+def query_int64(query: dict[str, str], name: str) -> int | None:
+    """An integer query parameter parsed as upstream's conversion does (``strconv.ParseInt``
+    into an int64): absent is None; anything else that is not a decimal int64, the empty
+    string included, is a 400 BadRequest."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    shown = raw if len(raw) <= 32 else raw[:32] + "..."
+    if not _DECIMAL.fullmatch(raw):
+        raise errors.bad_request(f'{name}: Invalid value: "{shown}": must be an integer')
+    # Leading zeros are fine (as in Go); more than 19 significant digits cannot fit, and
+    # int() of thousands of digits would itself raise.
+    significant = raw.lstrip("+-").lstrip("0")
+    value = int(raw) if len(significant) <= 19 else INT64_MAX + 1
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise errors.bad_request(
+            f'{name}: Invalid value: "{shown}": must be an integer between {INT64_MIN} '
+            f"and {INT64_MAX}")
+    return value
 
 
 async def send_bytes(send: Send, status: int, body: bytes, *,

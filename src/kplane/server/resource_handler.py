@@ -1,12 +1,14 @@
 """Serving resource requests: from a parsed URL and query to a Store call and its response.
 
-This module owns the HTTP side of every verb: reading query parameters into options,
-choosing the representation (JSON, YAML, Table), status codes (201 on create), the shape of
-delete responses, and handing watches to :mod:`kplane.server.watch`.
+This module owns the HTTP side of every verb: reading query parameters into options (a
+delete's DeleteOptions in :mod:`kplane.server.delete_options`), choosing the representation
+(JSON, YAML, Table), status codes (201 on create), the shape of delete responses, and handing
+watches to :mod:`kplane.server.watch`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +43,8 @@ from kplane.registry.tables import table_for_kind
 from kplane.server import negotiation, scale
 from kplane.server.bind_permission import BINDING_TYPES, BindPermission
 from kplane.server.body import decode_body, media_type
-from kplane.server.http import Request, query_flag, send_bytes, warning_headers
+from kplane.server.delete_options import delete_options
+from kplane.server.http import Request, query_flag, query_int64, send_bytes, warning_headers
 from kplane.server.request_info import RequestInfo
 from kplane.server.reviews import Reviews
 from kplane.server.types import Send
@@ -50,22 +53,31 @@ from kplane.server.watch import WatchStream
 BODY_TYPES = ("application/json", "application/yaml", "")
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH, APPLY_PATCH_CBOR)
 _MAX_TIMEOUT_SECONDS = 3600
+# libyaml's emitter is ~5x faster than PyYAML's and, for JSON-shaped documents, writes the same
+# bytes; only odd keys and quoting of exotic strings may be laid out differently, still as YAML
+# that reads back to the same values (see tests/server/test_resource_handler.py).
+_YAML_DUMPER: Any = yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper
+# Above this much JSON the YAML is written in a worker thread so that other requests go on.
+_YAML_THREAD_BYTES = 256 * 1024
 
 
-def _int_param(query: dict[str, str], name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.bad_request(
-            f"{name}: Invalid value: {raw[:32]!r}: must be an integer") from None
-    return value
+def yaml_bytes(value: Any) -> bytes:
+    """A JSON-shaped document as YAML, keys in their order, as a YAML response body."""
+    text: str = yaml.dump(value, Dumper=_YAML_DUMPER, sort_keys=False)
+    return text.encode()
+
+
+async def yaml_response(doc: bytes) -> bytes:
+    """The YAML of a JSON document; a large one is converted off the event loop."""
+    if len(doc) < _YAML_THREAD_BYTES:
+        return yaml_bytes(orjson.loads(doc))
+    return await asyncio.to_thread(lambda: yaml_bytes(orjson.loads(doc)))
 
 
 def list_options(query: dict[str, str]) -> ListOptions:
-    limit = _int_param(query, "limit") or 0
+    """ListOptions from the query, integers parsed strictly as upstream does (a non-integer
+    or out-of-int64 ``limit`` or ``timeoutSeconds`` is a 400, not ignored)."""
+    limit = query_int64(query, "limit") or 0
     if limit < 0:
         raise errors.bad_request(f"limit: Invalid value: {limit}: must be a non-negative integer")
     return ListOptions(
@@ -75,6 +87,7 @@ def list_options(query: dict[str, str]) -> ListOptions:
         continue_token=query.get("continue", ""),
         resource_version=query.get("resourceVersion", ""),
         resource_version_match=query.get("resourceVersionMatch", ""),
+        timeout_seconds=query_int64(query, "timeoutSeconds"),
     )
 
 
@@ -260,8 +273,7 @@ class ResourceHandler:
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             body = orjson.dumps(table)
         elif representation.media_type == negotiation.YAML:
-            parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
-            body = yaml.safe_dump(parsed, sort_keys=False).encode()
+            body = await yaml_response(obj if isinstance(obj, bytes) else orjson.dumps(obj))
             content_type = b"application/yaml"
         else:
             body = obj if isinstance(obj, bytes) else orjson.dumps(obj)
@@ -297,15 +309,16 @@ class ResourceHandler:
         read = self._catalog.strategy(rt).read_bytes
         body = head[:-1] + b',"items":[' + b",".join(read(o.raw) for o in result.items) + b"]}"
         if representation.media_type == negotiation.YAML:
-            body = yaml.safe_dump(orjson.loads(body), sort_keys=False).encode()
-            await send_bytes(send, 200, body, content_type=b"application/yaml")
+            await send_bytes(send, 200, await yaml_response(body),
+                             content_type=b"application/yaml")
             return
         await send_bytes(send, 200, body)
 
     async def _watch(self, request: Request, target: Target, send: Send) -> None:
         query = request.query
         representation = negotiation.choose(request.header("accept"), table_allowed=True)
-        timeout = _int_param(query, "timeoutSeconds")
+        options = list_options(query)
+        timeout = options.timeout_seconds
         if timeout is not None and timeout < 0:
             raise errors.bad_request("timeoutSeconds: Invalid value: must be non-negative")
         if timeout == 0:
@@ -319,7 +332,6 @@ class ResourceHandler:
             raise errors.unprocessable(
                 "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting "
                 "allowWatchBookmarks to true")
-        options = list_options(query)
         if target.name:
             # A watch on one object: upstream turns the name into a field selector.
             selector = f"metadata.name={target.name}"
@@ -414,32 +426,11 @@ class ResourceHandler:
         await self._respond(send, request, target.rt, status, obj,
                                  warnings=options.warnings)
 
-    async def _delete_options(self, request: Request) -> DeleteOptions:
-        query = request.query
-        body: Any = {}
+    @staticmethod
+    async def _delete_options(request: Request) -> DeleteOptions:
         raw = await request.body()
-        if raw.strip():
-            body = decode_body(raw, request.header("content-type", "application/json"))
-            if not isinstance(body, dict):
-                raise errors.bad_request("DeleteOptions must be an object")
-        preconditions = body.get("preconditions") or {}
-        dry_run = query.get("dryRun") or body.get("dryRun")
-        if isinstance(dry_run, list):
-            dry_run = dry_run[0] if dry_run else ""
-        causes: list[errors.Cause] = []
-        if dry_run and dry_run != "All":
-            causes.append(errors.field_not_supported("dryRun", str(dry_run)[:32], ["All"]))
-        policy = query.get("propagationPolicy") or body.get("propagationPolicy") or ""
-        if policy and policy not in ("Orphan", "Background", "Foreground"):
-            causes.append(errors.field_not_supported(
-                "propagationPolicy", str(policy)[:32], ["Foreground", "Background", "Orphan"]))
-        if causes:
-            raise errors.invalid("DeleteOptions", _OPTIONS_GROUP, "", causes)
-        return DeleteOptions(
-            uid=str(preconditions.get("uid") or ""),
-            resource_version=str(preconditions.get("resourceVersion") or ""),
-            propagation_policy=str(policy), dry_run=bool(dry_run),
-        )
+        return delete_options(raw, request.header("content-type"), request.query,
+                              request.query_values)
 
     async def _delete(self, request: Request, target: Target, send: Send) -> None:
         options = await self._delete_options(request)
@@ -456,9 +447,10 @@ class ResourceHandler:
         await send_bytes(send, 200, orjson.dumps(status))
 
     async def _delete_collection(self, request: Request, target: Target, send: Send) -> None:
+        # The query's ListOptions are read first, as upstream does.
+        selection = list_options(request.query)
         options = await self._delete_options(request)
-        deleted = await self._store.delete_collection(target, list_options(request.query),
-                                                      options)
+        deleted = await self._store.delete_collection(target, selection, options)
         rt = target.rt
         body = {"kind": rt.list_kind, "apiVersion": rt.api_version,
                 "metadata": {"resourceVersion": str(self._store.cacher.revision)},
