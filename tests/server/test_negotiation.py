@@ -83,3 +83,30 @@ def test_table_for_another_group_or_version_only_is_406(header: str) -> None:
 def test_table_for_another_group_then_plain_json_is_json() -> None:
     header = "application/json;as=Table;v=v1;g=example.com,application/json"
     assert choose(header, table_allowed=True) == Representation(JSON, "")
+
+
+# What client-go's metadata client sends (protobuf first, then JSON, then plain JSON).
+METADATA_GET = ("application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;"
+                "v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
+                "application/json")
+METADATA_LIST = METADATA_GET.replace("PartialObjectMetadata", "PartialObjectMetadataList")
+
+
+def test_metadata_clients_get_partial_object_metadata() -> None:
+    assert choose(METADATA_GET, table_allowed=True) == Representation(
+        JSON, metadata_version="v1")
+    assert choose(METADATA_LIST, table_allowed=True, collection=True) == Representation(
+        JSON, metadata_version="v1")
+    beta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+    assert choose(beta, table_allowed=False).metadata_version == "v1beta1"
+
+
+def test_the_metadata_kind_must_fit_the_response() -> None:
+    # A list asked for as single objects (or the reverse) falls through to plain JSON...
+    assert choose(METADATA_GET, table_allowed=True, collection=True) == Representation(JSON)
+    assert choose(METADATA_LIST, table_allowed=True) == Representation(JSON)
+    # ... and is refused when nothing else is acceptable.
+    with pytest.raises(StatusError) as refused:
+        choose("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+               table_allowed=True)
+    assert refused.value.code == 406

@@ -2,7 +2,11 @@
 
 Clients ask for a Table (``kubectl get``), for JSON, sometimes for YAML, and client-go lists
 protobuf first in some calls; we serve JSON for those, since JSON is always acceptable to
-them. A media range is parsed once into (type, parameters).
+them. Metadata-only clients (client-go's metadata informers, garbage collectors, operators
+watching objects they only need the names and labels of) ask for
+``as=PartialObjectMetadata`` (one object, and each watch event) or
+``as=PartialObjectMetadataList`` (a list). A media range is parsed once into
+(type, parameters).
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ class MediaRange:
 
 @dataclass(frozen=True, slots=True)
 class Representation:
-    """What to send back: plain JSON/YAML, or a Table (meta.k8s.io version)."""
+    """What to send back: plain JSON/YAML, a Table, or objects reduced to their metadata
+    (the meta.k8s.io version of either, when asked for)."""
 
     media_type: str = JSON
     table_version: str = ""
+    metadata_version: str = ""
+
+
+_META_VERSIONS = ("v1", "v1beta1")
 
 
 def parse_accept(header: str) -> list[MediaRange]:
@@ -46,21 +55,27 @@ def parse_accept(header: str) -> list[MediaRange]:
 
 
 @functools.lru_cache(maxsize=256)
-def choose(header: str, *, table_allowed: bool) -> Representation:
+def choose(header: str, *, table_allowed: bool, collection: bool = False) -> Representation:
     """The representation for a resource response; 406 when nothing acceptable is offered.
 
-    Cached: clients send the same few Accept headers over and over."""
+    ``collection``: the response is a list, so PartialObjectMetadataList is what may be
+    asked for (PartialObjectMetadata otherwise). Cached: clients send the same few Accept
+    headers over and over."""
     if not header:
         return Representation()
     saw_table_request = False
+    metadata_kind = "PartialObjectMetadataList" if collection else "PartialObjectMetadata"
     for media in parse_accept(header):
         as_kind = media.params.get("as")
         if as_kind:
+            in_meta_group = (media.params.get("g") == "meta.k8s.io"
+                             and media.params.get("v") in _META_VERSIONS)
             if as_kind == "Table" and media.type in (JSON, "*/*"):
                 saw_table_request = True
-                if (table_allowed and media.params.get("g") == "meta.k8s.io"
-                        and media.params.get("v") in ("v1", "v1beta1")):
+                if table_allowed and in_meta_group:
                     return Representation(JSON, media.params["v"])
+            elif as_kind == metadata_kind and media.type in (JSON, "*/*") and in_meta_group:
+                return Representation(JSON, metadata_version=media.params["v"])
             continue
         if media.type in (JSON, "application/*", "*/*"):
             return Representation(JSON)

@@ -45,6 +45,7 @@ from kplane.server.bind_permission import BINDING_TYPES, BindPermission
 from kplane.server.body import decode_body, media_type
 from kplane.server.delete_options import delete_options
 from kplane.server.http import Request, query_flag, query_int64, send_bytes, warning_headers
+from kplane.server.metadata_only import partial_list, partial_object
 from kplane.server.request_info import RequestInfo
 from kplane.server.reviews import Reviews
 from kplane.server.types import Send
@@ -191,7 +192,8 @@ class ResourceHandler:
                 f"{request.method}")
         # An unacceptable Accept is refused before anything happens: a write must not be
         # carried out when its answer cannot be sent (upstream negotiates first too).
-        negotiation.choose(request.header("accept"), table_allowed=True)
+        negotiation.choose(request.header("accept"), table_allowed=True,
+                           collection=verb in ("list", "deletecollection"))
         if verb == "get":
             await self._get(request, target, send)
         elif verb == "list":
@@ -272,6 +274,9 @@ class ResourceHandler:
                 "includeObject", "Metadata"), list_meta=list_meta)
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             body = orjson.dumps(table)
+        elif representation.metadata_version:
+            parsed = orjson.loads(obj) if isinstance(obj, bytes) else obj
+            body = orjson.dumps(partial_object(parsed, representation.metadata_version))
         elif representation.media_type == negotiation.YAML:
             body = await yaml_response(obj if isinstance(obj, bytes) else orjson.dumps(obj))
             content_type = b"application/yaml"
@@ -289,7 +294,8 @@ class ResourceHandler:
 
     async def _list(self, request: Request, target: Target, send: Send) -> None:
         rt = target.rt
-        representation = negotiation.choose(request.header("accept"), table_allowed=True)
+        representation = negotiation.choose(request.header("accept"), table_allowed=True,
+                                            collection=True)
         result = await self._store.list(target, list_options(request.query))
         list_meta: dict[str, Any] = {"resourceVersion": str(result.revision)}
         if result.continue_token:
@@ -304,9 +310,14 @@ class ResourceHandler:
             table["apiVersion"] = f"meta.k8s.io/{representation.table_version}"
             await send_bytes(send, 200, orjson.dumps(table))
             return
+        read = self._catalog.strategy(rt).read_bytes
+        if representation.metadata_version:
+            partial = partial_list([orjson.loads(read(o.raw)) for o in result.items],
+                                   list_meta, representation.metadata_version)
+            await send_bytes(send, 200, orjson.dumps(partial))
+            return
         head = orjson.dumps({"kind": rt.list_kind, "apiVersion": rt.api_version,
                              "metadata": list_meta})
-        read = self._catalog.strategy(rt).read_bytes
         body = head[:-1] + b',"items":[' + b",".join(read(o.raw) for o in result.items) + b"]}"
         if representation.media_type == negotiation.YAML:
             await send_bytes(send, 200, await yaml_response(body),
@@ -345,6 +356,7 @@ class ResourceHandler:
         stream = WatchStream(
             rt=target.rt, send=send, receive=request.receive,
             table_version=representation.table_version,
+            metadata_version=representation.metadata_version,
             include_object=query.get("includeObject", "Metadata"), bookmarks=bookmarks,
             timeout=None if timeout is None else float(min(timeout, _MAX_TIMEOUT_SECONDS)),
             strategy=self._catalog.strategy(target.rt),

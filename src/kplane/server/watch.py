@@ -24,6 +24,7 @@ from kplane.registry.resources import ResourceType
 from kplane.registry.store import WatchStart
 from kplane.registry.strategy import Strategy
 from kplane.registry.tables import table_for_kind
+from kplane.server.metadata_only import partial_object
 from kplane.server.types import Receive, Send
 from kplane.storage.cacher import CachedObject, CacheEvent
 
@@ -49,12 +50,14 @@ class WatchStream:
     def __init__(self, *, rt: ResourceType, send: Send, receive: Receive,
                  table_version: str = "", include_object: str = "Metadata",
                  bookmarks: bool = False, timeout: float | None = None,
-                 strategy: Strategy | None = None) -> None:
+                 strategy: Strategy | None = None, metadata_version: str = "") -> None:
         self._rt = rt
         self._strategy = strategy or Strategy(rt)
         self._send = send
         self._receive = receive
         self._table_version = table_version
+        # Set: every object goes out as PartialObjectMetadata of this meta.k8s.io version.
+        self._metadata_version = metadata_version
         self._include_object = include_object
         self._bookmarks = bookmarks
         self._deadline = time.monotonic() + (timeout if timeout is not None else default_timeout())
@@ -74,6 +77,9 @@ class WatchStream:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     def _encode(self, event_type: str, cached: CachedObject) -> bytes:
+        if self._metadata_version:
+            obj = self._strategy.reading_form(orjson.loads(cached.raw))
+            return _frame(event_type, orjson.dumps(partial_object(obj, self._metadata_version)))
         if not self._table_version:
             return _frame(event_type, self._strategy.read_bytes(cached.raw))
         obj = self._strategy.reading_form(orjson.loads(cached.raw))
@@ -96,7 +102,7 @@ class WatchStream:
         if memo_key is None:
             memo_key = self._memo_keys[event.type] = (
                 f"{event.type}:{self._rt.api_version}:{self._table_version}:"
-                f"{self._include_object}")
+                f"{self._include_object}:{self._metadata_version}")
         frame = event.memo.get(memo_key)
         if frame is None:
             frame = event.memo[memo_key] = self._encode(event.type, event.obj)
@@ -107,6 +113,9 @@ class WatchStream:
         if initial_events_end:
             meta["annotations"] = {INITIAL_EVENTS_END: "true"}
         obj = {"kind": self._rt.kind, "apiVersion": self._rt.api_version, "metadata": meta}
+        if self._metadata_version:
+            # A metadata client decodes every event as PartialObjectMetadata, bookmarks too.
+            obj = partial_object(obj, self._metadata_version)
         return _frame("BOOKMARK", orjson.dumps(obj))
 
     async def _watch_disconnect(self, watcher: Any) -> None:
