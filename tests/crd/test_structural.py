@@ -61,6 +61,30 @@ def test_patterns_must_compile_as_go_reads_them() -> None:
     }
 
 
+@pytest.mark.parametrize(("field_path", "problem"), [
+    (".size", None),
+    (".labels['app.kubernetes.io/name']", None),
+    (".nope", "fieldPath must be a valid path: does not refer to a valid field"),
+    ("..a[", "fieldPath must be a valid path: does not refer to a valid field"),
+    (".labels[0]", "fieldPath must be a valid path: expected single quoted string but got 0"),
+    ("size", "fieldPath must be a valid path: expected [ or . but got: size"),
+    ("  ", "fieldPath must be non-empty if specified"),
+])
+def test_a_rule_field_path_must_name_a_field(field_path: str, problem: str | None) -> None:
+    spec = _with_spec({
+        "type": "object",
+        "properties": {"size": {"type": "integer"},
+                       "labels": {"type": "object",
+                                  "additionalProperties": {"type": "string"}}},
+        "x-kubernetes-validations": [{"rule": "true", "fieldPath": field_path}]})
+    where = f"{ROOT}.properties[spec].x-kubernetes-validations[0].fieldPath"
+    fields = _fields(spec)
+    if problem is None:
+        assert fields == {}
+    else:
+        assert fields == {where: f'Invalid value: "{field_path}": {problem}'}
+
+
 def test_minimal_crd_is_valid() -> None:
     assert check_crd_spec(_crd(), name="widgets.example.com") == []
 

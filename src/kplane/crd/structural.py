@@ -346,9 +346,71 @@ def _check_rules(schema: Mapping[str, Any], path: str, causes: list[Cause], *,
         if not isinstance(entry, Mapping):
             causes.append(field_invalid(entry_path, entry, "must be an object"))
             continue
+        _check_rule_field_path(schema, entry.get("fieldPath"), f"{entry_path}.fieldPath", causes)
         compiled = compile_rule(entry, path=entry_path, correlatable=correlatable)
         if not isinstance(compiled, CelProgram):
             causes.extend(compiled)
+
+
+def _check_rule_field_path(schema: Mapping[str, Any], field_path: Any, path: str,
+                           causes: list[Cause]) -> None:
+    """A rule's ``fieldPath`` must name a field below the rule's schema, as upstream checks
+    it: ``.name`` and ``['name']`` steps through properties or map keys, nothing else."""
+    if not isinstance(field_path, str) or not field_path:
+        return
+    if not field_path.strip():
+        causes.append(field_invalid(path, field_path, "fieldPath must be non-empty if specified"))
+        return
+    if "\n" in field_path or "\r" in field_path:
+        causes.append(field_invalid(path, field_path, "fieldPath must not contain line breaks"))
+        return
+    problem = _field_path_problem(schema, field_path)
+    if problem:
+        causes.append(field_invalid(path, field_path,
+                                    f"fieldPath must be a valid path: {problem}"))
+
+
+_FIELD_PATH_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|[.\[\]]|[^.\[\]']+|'")
+
+
+def _field_path_problem(schema: Mapping[str, Any], field_path: str) -> str:
+    """Why ``field_path`` does not walk ``schema`` ('' when it does)."""
+    tokens = _FIELD_PATH_TOKEN.findall(field_path)
+    node: Mapping[str, Any] = schema
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if token == ".":
+            if position + 1 >= len(tokens):
+                return "unexpected end of JSON path"
+            name = tokens[position + 1]
+            position += 2
+        elif token == "[":
+            if position + 1 >= len(tokens):
+                return "unexpected end of JSON path"
+            quoted = tokens[position + 1]
+            if len(quoted) < 2 or quoted[0] != "'" or quoted[-1] != "'":
+                return f"expected single quoted string but got {quoted}"
+            name = re.sub(r"\\(.)", r"\1", quoted[1:-1])
+            if position + 2 >= len(tokens):
+                return "unexpected end of JSON path"
+            if tokens[position + 2] != "]":
+                return f"expected ] but got {tokens[position + 2]}"
+            position += 3
+        else:
+            return f"expected [ or . but got: {token}"
+        properties = node.get("properties")
+        additional = node.get("additionalProperties")
+        if isinstance(properties, Mapping):
+            child = properties.get(name)
+            if not isinstance(child, Mapping):
+                return "does not refer to a valid field"
+            node = child
+        elif isinstance(additional, Mapping):
+            node = additional
+        else:
+            return "does not refer to a valid field"
+    return ""
 
 
 def _check_default(schema: Mapping[str, Any], path: str, causes: list[Cause]) -> None:
