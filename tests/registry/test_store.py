@@ -709,6 +709,66 @@ async def test_finalizers_keep_a_deleted_object_until_they_are_removed(store: St
     assert store.get_cached(cm_target("a")) is None
 
 
+@pytest.mark.parametrize(("policy", "finalizer"), [("Foreground", "foregroundDeletion"),
+                                                   ("Orphan", "orphan")])
+async def test_delete_hands_dependents_to_the_garbage_collector_by_a_finalizer(
+        store: Store, policy: str, finalizer: str) -> None:
+    await create_cm(store, "a")
+    obj, gone = await store.delete(cm_target("a"), DeleteOptions(propagation_policy=policy))
+    assert gone is False
+    assert obj["metadata"]["finalizers"] == [finalizer]
+    assert obj["metadata"]["deletionTimestamp"] == NOW
+    assert await stored(store, cm_target("a")) == obj
+
+
+async def test_a_second_delete_may_change_the_propagation_policy(store: Store) -> None:
+    body = configmap("a")
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    await store.create(cm_target("a"), body, WriteOptions())
+    await store.delete(cm_target("a"), DeleteOptions(propagation_policy="Foreground"))
+    # Without a policy the finalizer already there stands (and nothing is written).
+    before = await stored(store, cm_target("a"))
+    again, _ = await store.delete(cm_target("a"), DeleteOptions())
+    assert again == before
+    assert before["metadata"]["finalizers"] == ["example.com/hold", "foregroundDeletion"]
+    orphaning, gone = await store.delete(cm_target("a"),
+                                         DeleteOptions(propagation_policy="Orphan"))
+    assert gone is False
+    assert orphaning["metadata"]["finalizers"] == ["example.com/hold", "orphan"]
+    assert orphaning["metadata"]["deletionTimestamp"] == before["metadata"]["deletionTimestamp"]
+    background, gone = await store.delete(cm_target("a"),
+                                          DeleteOptions(propagation_policy="Background"))
+    assert gone is False
+    assert background["metadata"]["finalizers"] == ["example.com/hold"]
+    assert await stored(store, cm_target("a")) == background
+
+
+async def test_a_background_delete_of_an_object_held_only_by_the_collector_deletes_it(
+        store: Store) -> None:
+    await create_cm(store, "a")
+    await store.delete(cm_target("a"), DeleteOptions(propagation_policy="Foreground"))
+    _, gone = await store.delete(cm_target("a"), DeleteOptions(propagation_policy="Background"))
+    assert gone is True
+    assert store.get_cached(cm_target("a")) is None
+
+
+async def test_dry_run_foreground_delete_stores_nothing(store: Store) -> None:
+    created = await create_cm(store, "a")
+    obj, gone = await store.delete(cm_target("a"), DeleteOptions(
+        propagation_policy="Foreground", dry_run=True))
+    assert gone is False
+    assert obj["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert await stored(store, cm_target("a")) == created
+
+
+async def test_events_take_no_part_in_garbage_collection(store: Store) -> None:
+    target = Target(builtin.EVENTS, ROOT, "default", "e")
+    await store.create(target, {"metadata": {"name": "e"}, "involvedObject": {},
+                                "reason": "Test"}, WriteOptions())
+    _, gone = await store.delete(target, DeleteOptions(propagation_policy="Orphan"))
+    assert gone is True
+
+
 async def test_delete_collection_honours_selectors(store: Store) -> None:
     await create_cm(store, "a", labels={"app": "web"})
     await create_cm(store, "b", labels={"app": "db"})

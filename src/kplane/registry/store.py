@@ -53,6 +53,10 @@ CLUSTER_ANNOTATION = "kcp.io/cluster"
 # attempts, so the bound only stops a bug from spinning forever.
 _MAX_CAS_RETRIES = 1_000
 _GENERATE_NAME_RETRIES = 8
+# The finalizers through which a delete hands an object's dependents to the garbage
+# collector, and the propagation policy each stands for.
+_GC_POLICY_OF = {objectmeta.FINALIZER_ORPHAN_DEPENDENTS: "Orphan",
+                 objectmeta.FINALIZER_DELETE_DEPENDENTS: "Foreground"}
 # Metadata the server owns: a client's value is ignored on create.
 _SERVER_OWNED_META = ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
                       "deletionGracePeriodSeconds", "selfLink")
@@ -678,6 +682,7 @@ class Store:
                     f"{options.resource_version}, ResourceVersion in object meta: "
                     f"{meta['resourceVersion']}")
             updated = copy.deepcopy(obj)
+            _set_gc_finalizers(rt, updated["metadata"], options.propagation_policy)
             if _pending_finalizers(rt, updated):
                 if not meta.get("deletionTimestamp"):
                     updated["metadata"]["deletionTimestamp"] = self._clock()
@@ -794,6 +799,36 @@ def _same_ignoring_times(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool
     if old == new:
         return True
     return bool(_strip_times(old) == _strip_times(new))
+
+
+def _set_gc_finalizers(rt: ResourceType, meta: dict[str, Any], policy: str) -> None:
+    """Put the garbage collector's finalizer for ``policy`` on an object being deleted.
+
+    As upstream's deletionFinalizersForGarbageCollection: Orphan adds ``orphan``,
+    Foreground adds ``foregroundDeletion``, Background takes both off (so a Background
+    delete of an object waiting for its dependents deletes it now). Without a policy, a GC
+    finalizer already there stands, else Background. This holds for an object already
+    being deleted too: a second delete may change its policy. Events do not take part in
+    garbage collection (their strategy says Unsupported upstream)."""
+    if rt.stored_resource == "events" and not rt.stored_group:
+        return
+    finalizers = meta.get("finalizers") or []
+    if not isinstance(finalizers, list):
+        return
+    if not policy:
+        policy = next((_GC_POLICY_OF[f] for f in finalizers if f in _GC_POLICY_OF),
+                      "Background")
+    wanted = [f for f in finalizers if f not in _GC_POLICY_OF]
+    if policy == "Orphan":
+        wanted.append(objectmeta.FINALIZER_ORPHAN_DEPENDENTS)
+    elif policy == "Foreground":
+        wanted.append(objectmeta.FINALIZER_DELETE_DEPENDENTS)
+    if set(wanted) == set(finalizers):
+        return
+    if wanted:
+        meta["finalizers"] = wanted
+    else:
+        meta.pop("finalizers", None)
 
 
 def _pending_finalizers(rt: ResourceType, obj: Mapping[str, Any]) -> bool:
