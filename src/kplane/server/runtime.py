@@ -31,6 +31,7 @@ from kplane.controllers.apiexport import APIExportController
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
 from kplane.controllers.crd import CustomResourceDefinitionController
 from kplane.controllers.expiry import ExpiryController
+from kplane.controllers.garbage_collector import GarbageCollector
 from kplane.controllers.namespace import NamespaceController
 from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
@@ -152,11 +153,13 @@ async def serve(options: ServeOptions) -> None:
     crds = CustomResourceDefinitionController(store=store, catalog=catalog)
     exports = APIExportController(store=store, resolver=resolver, base_url=server_url)
     bindings = APIBindingController(store=store, catalog=catalog, resolver=resolver)
+    garbage_collector = GarbageCollector(store=store, catalog=catalog)
     await crds.start()
     await exports.start()
     await bindings.start()
     await namespaces.start()
     await workspaces.start()
+    await garbage_collector.start()
     await expiry.start()
     await compaction.start()
 
@@ -198,6 +201,7 @@ async def serve(options: ServeOptions) -> None:
         await bindings.stop()
         await exports.stop()
         await crds.stop()
+        await garbage_collector.stop()
         await catalog.bound.stop()
         await catalog.custom.stop()
         await workspaces.stop()
