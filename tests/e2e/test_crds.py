@@ -376,6 +376,23 @@ def test_transition_rule_compares_with_old_self(http: httpx.Client,
 # Subresources, generation, versions ---------------------------------------------------------
 
 
+def test_a_deletion_held_by_a_finalizer_bumps_the_generation(
+        http: httpx.Client, widgets: dict[str, Any]) -> None:
+    # Controllers that only react to generation changes must still see the deletion.
+    body = widget("held")
+    body["metadata"]["finalizers"] = ["example.com/cleanup"]
+    assert post_widget(http, body).json()["metadata"]["generation"] == 1
+    item = url(A, f"{WIDGETS}/held")
+    deleted = http.delete(item)
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["metadata"]["deletionTimestamp"]
+    assert deleted.json()["metadata"]["generation"] == 2
+    assert http.delete(item).json()["metadata"]["generation"] == 2  # only the first time
+    released = http.patch(item, headers=MERGE, json={"metadata": {"finalizers": None}})
+    assert released.status_code == 200, released.text
+    assert http.get(item).status_code == 404
+
+
 def test_status_subresource_and_generation(http: httpx.Client, widgets: dict[str, Any]) -> None:
     body = widget("gen")
     body["status"] = {"ready": True}

@@ -687,6 +687,11 @@ class Store:
                 if not meta.get("deletionTimestamp"):
                     updated["metadata"]["deletionTimestamp"] = self._clock()
                     updated["metadata"]["deletionGracePeriodSeconds"] = 0
+                    generation = meta.get("generation")
+                    if isinstance(generation, int) and generation > 0:
+                        # As upstream: the deletion is a change of the object's desired
+                        # state, so controllers that filter on generation see it.
+                        updated["metadata"]["generation"] = generation + 1
                 if rt.resource == "namespaces" and not rt.group:
                     updated.setdefault("status", {})["phase"] = "Terminating"
                 if updated == obj:
