@@ -317,6 +317,50 @@ async def test_the_service_account_cluster_extra_cannot_be_impersonated(
     assert response.status == 403
 
 
+async def test_a_token_bound_elsewhere_cannot_impersonate_here(secure: SecureStack) -> None:
+    # "team" has a ServiceAccount default/builder that may impersonate anyone; a token for
+    # the same-named account of "other" must not borrow its rights through impersonation.
+    await secure.service_account("team", "default", "builder")
+    await secure.cluster_role("team", "impersonate-all", [
+        {"apiGroups": [""], "resources": ["users", "groups", "serviceaccounts"],
+         "verbs": [IMPERSONATE]}])
+    await secure.admin_create(
+        "/clusters/team/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "builder-impersonates"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "impersonate-all"},
+         "subjects": [{"kind": "ServiceAccount", "namespace": "default", "name": "builder"}]})
+    foreign = await secure.service_account("other", "default", "builder")
+    for headers in ([("Impersonate-User", "system:serviceaccount:default:builder")],
+                    [("Impersonate-User", "anyone"), ("Impersonate-Group", "system:masters")]):
+        response = await secure.request("GET", "/clusters/team/api/v1/namespaces", user=None,
+                                        headers=[*bearer(foreign), *headers])
+        assert response.status == 401, headers
+        assert "bound to another workspace" in response.json()["message"]
+
+
+async def test_only_system_masters_may_impersonate_system_masters(secure: SecureStack) -> None:
+    # alice administers "team" and may impersonate any user and group there ...
+    await secure.bind("team", "cluster-admin", user="alice")
+    await allow_impersonation(secure, ["users", "groups"])
+    user = await whoami(secure, user=ALICE, headers=[("Impersonate-User", "bob"),
+                                                     ("Impersonate-Group", "qa")])
+    assert user["groups"] == ["qa", "system:authenticated"]
+    # ... but not a group she is not in that would lift her above the workspace.
+    response = await secure.request(
+        "GET", "/clusters/team/api/v1/namespaces", user=ALICE,
+        headers=[("Impersonate-User", "x"), ("Impersonate-Group", "system:masters")])
+    assert response.status == 403
+    assert response.json()["message"] == (
+        "impersonation is not allowed for the requestor: only members of system:masters "
+        "may impersonate it")
+    # The cluster admin certificate may.
+    admin = await whoami(secure, user=ADMIN, headers=[("Impersonate-User", "x"),
+                                                      ("Impersonate-Group", "system:masters")])
+    assert "system:masters" in admin["groups"]
+
+
 async def test_impersonating_groups_without_a_user_is_400(secure: SecureStack) -> None:
     for header in (("Impersonate-Group", "qa"), ("Impersonate-Uid", "u"),
                    ("Impersonate-Extra-Scopes", "x")):

@@ -3,7 +3,8 @@
 Authentication tries the client certificate first, then a bearer token (the static token
 file, then ServiceAccount tokens); a request with bad credentials is a 401, and so is one
 with none, except for the health and version endpoints, which answer anyone. Impersonation
-headers (``kubectl --as``) replace the user after checking the ``impersonate`` verb.
+headers (``kubectl --as``) replace the user after checking that the requester belongs in
+the workspace, may impersonate the groups asked for, and holds the ``impersonate`` verb.
 Authorization first applies kcp's workspace access gate, then RBAC of that logical
 cluster; refusals are 403 Status objects worded as kube-apiserver words them.
 """
@@ -28,6 +29,11 @@ from kplane.auth.serviceaccounts import SA_CLUSTER_EXTRA
 from kplane.server.request_info import RequestInfo
 
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+# Groups only their own members may impersonate (kcp's impersonation gatekeeper).
+PRIVILEGED_GROUPS = frozenset({SYSTEM_MASTERS, AUTHENTICATED, "system:kcp:admin",
+                               "system:kcp:logical-cluster-admin",
+                               "system:kcp:external-logical-cluster-admin",
+                               "system:kcp:workspace-bootstrapper"})
 _IMPERSONATE_USER = b"impersonate-user"
 _IMPERSONATE_GROUP = b"impersonate-group"
 _IMPERSONATE_UID = b"impersonate-uid"
@@ -87,6 +93,7 @@ class Security:
                 raise errors.bad_request(
                     "requested impersonation of groups, uid or extra without a user")
             return user
+        self._check_requester(user, cluster, groups)
         self._check_impersonation(user, cluster, name=name, groups=groups, uid=uid,
                                   extra=extra)
         all_groups = list(groups)
@@ -98,6 +105,29 @@ class Security:
             all_groups.append(AUTHENTICATED)
         return UserInfo(name=name, groups=tuple(all_groups), uid=uid,
                         extra={k: tuple(v) for k, v in extra.items()})
+
+    def _check_requester(self, user: UserInfo, cluster: str, groups: list[str]) -> None:
+        """Whoever impersonates must first be someone in this workspace, and may not climb.
+
+        The impersonate verb is granted by this workspace's RBAC, so a requester it does
+        not admit (a ServiceAccount token bound to another workspace, whose name may match
+        a local subject; a user without access to the workspace) never reaches that check.
+        And, as kcp's impersonation gatekeeper has it, only members of a privileged group
+        may impersonate it: a workspace admin cannot become system:masters."""
+        if self.authorizer is None or SYSTEM_MASTERS in user.groups:
+            return
+        bound = user.extra.get(SA_CLUSTER_EXTRA)
+        if bound and cluster not in bound:
+            raise errors.unauthorized(
+                "the service account token is bound to another workspace")
+        if not bound and not self.authorizer.can_enter(user, cluster).allowed:
+            raise errors.forbidden("impersonation is not allowed for the requestor: it has "
+                                   "no access to this workspace")
+        climbing = [g for g in groups if g in PRIVILEGED_GROUPS and g not in user.groups]
+        if climbing:
+            raise errors.forbidden(
+                f"impersonation is not allowed for the requestor: only members of "
+                f"{', '.join(sorted(set(climbing)))} may impersonate it")
 
     def _check_impersonation(self, user: UserInfo, cluster: str, *, name: str,
                              groups: list[str], uid: str, extra: dict[str, list[str]]) -> None:
