@@ -252,7 +252,8 @@ class ResourceHandler:
                 if isinstance(wanted, dict) else None
             if expected and expected != current["metadata"].get("resourceVersion"):
                 raise errors.stale_conflict(target.rt.resource, target.rt.group, target.name)
-            return scale.with_replicas(current, paths, scale.replicas_from(wanted))
+            return scale.with_replicas(current, paths,
+                                       scale.replicas_from(wanted, name=target.name))
 
         obj = await self._store.update_with(target, resize, options)
         await send_bytes(send, 200, orjson.dumps(scale.scale_of(obj, paths)))

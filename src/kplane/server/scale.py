@@ -58,10 +58,23 @@ def scale_of(obj: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]
     }
 
 
-def replicas_from(scale: Any) -> int:
+_INT32_MAX = 2**31 - 1
+
+
+def replicas_from(scale: Any, *, name: str) -> int:
+    """The replica count a Scale written for the object ``name`` asks for."""
     if not isinstance(scale, Mapping) or scale.get("kind", "Scale") != "Scale":
         raise errors.bad_request("the body must be an autoscaling/v1 Scale")
+    given = (scale.get("metadata") or {}).get("name")
+    if given and given != name:
+        raise errors.bad_request(
+            f"the name of the object ({given}) does not match the name on the URL ({name})")
     replicas = (scale.get("spec") or {}).get("replicas")
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > _INT32_MAX:
+        # Scale's replicas are an int32: upstream's decoder refuses a larger number.
+        raise errors.bad_request(
+            f"json: cannot unmarshal number {replicas} into Go struct field "
+            "ScaleSpec.spec.replicas of type int32")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise errors.invalid("Scale", "autoscaling", str(
             (scale.get("metadata") or {}).get("name", "")), [
