@@ -364,6 +364,111 @@ async def test_a_fresh_cache_replays_nothing_older_than_its_list(backend: SQLite
         await cache.stop()
 
 
+def sized(name: str, size: int, version: int = 0) -> bytes:
+    """A namespaced object carrying ``size`` bytes of data."""
+    return orjson.dumps({"metadata": {"name": name, "namespace": "default", "labels": {}},
+                         "data": {"v": str(version), "blob": "x" * size}})
+
+
+async def test_history_bytes_count_only_what_the_history_alone_keeps(
+    backend: SQLiteBackend,
+) -> None:
+    cache = Cacher(backend, decode, history_bytes_limit=10**9)
+    await cache.start()
+    try:
+        key = f"{CM}/c1/default/a"
+        # ADDED objects live in the index anyway: however large, they cost the history 0.
+        for name in ("a", "b", "c"):
+            last = await backend.create(f"{CM}/c1/default/{name}", sized(name, 50_000))
+        await cache.wait_for_revision(last.mod_revision)
+        assert cache.history_bytes == 0
+
+        # An update leaves the replaced state to the history only.
+        replaced = cache.get(key)
+        assert replaced is not None
+        last = await put(backend, key, sized("a", 50_000, version=1))
+        await cache.wait_for_revision(last.mod_revision)
+        assert cache.history_bytes == len(replaced.raw)
+
+        # A delete: the deleted state it carries, and the last live state, which the
+        # history still holds through the update that created it.
+        live = cache.get(key)
+        assert live is not None
+        deleted = await backend.delete(key)
+        await cache.wait_for_revision(deleted.mod_revision)
+        watcher = cache.watch(f"{CM}/", after_revision=deleted.mod_revision - 1)
+        [event] = await drain(watcher, 1)
+        assert event.type == DELETED
+        assert cache.history_bytes == len(replaced.raw) + len(live.raw) + len(event.obj.raw)
+    finally:
+        await cache.stop()
+
+
+async def test_a_delete_after_the_creating_change_left_costs_only_its_deleted_state(
+    backend: SQLiteBackend,
+) -> None:
+    cache = Cacher(backend, decode, history_limit=1)
+    await cache.start()
+    try:
+        await backend.create(f"{CM}/c1/default/a", sized("a", 30_000))
+        await backend.create(f"{CM}/c1/default/b", sized("b", 10))  # pushes a's ADDED out
+        deleted = await backend.delete(f"{CM}/c1/default/a")
+        await cache.wait_for_revision(deleted.mod_revision)
+        [event] = await drain(cache.watch(f"{CM}/", after_revision=deleted.mod_revision - 1), 1)
+        assert event.type == DELETED
+        assert cache.history_bytes == len(event.obj.raw)
+    finally:
+        await cache.stop()
+
+
+async def test_history_over_its_byte_budget_forgets_the_oldest_changes(
+    backend: SQLiteBackend,
+) -> None:
+    size = 20_000
+    cache = Cacher(backend, decode, history_bytes_limit=int(2.5 * size))
+    await cache.start()
+    try:
+        key = f"{CM}/c1/default/a"
+        first = await backend.create(key, sized("a", size))
+        revisions = [first.mod_revision]
+        for version in range(1, 4):
+            kv = await put(backend, key, sized("a", size, version=version))
+            revisions.append(kv.mod_revision)
+            await cache.wait_for_revision(kv.mod_revision)
+        # Three replaced states (~3 x size) are over 2.5 x size: the ADDED and the first
+        # update went; the newest two updates, each holding one replaced state, stay.
+        assert size * 2 < cache.history_bytes <= int(2.5 * size)
+        with pytest.raises(CompactedError) as info:
+            cache.watch(f"{CM}/", after_revision=revisions[0])
+        # The same answer as past the count limit: the newest forgotten revision.
+        assert (info.value.requested, info.value.compacted) == (revisions[0], revisions[1])
+        oldest_kept = cache.watch(f"{CM}/", after_revision=revisions[1])
+        assert summary(await drain(oldest_kept, 2)) == [
+            (MODIFIED, "a", revisions[2]), (MODIFIED, "a", revisions[3])]
+        # Live events and watches from the current revision are unaffected.
+        current = cache.watch(f"{CM}/", after_revision=cache.revision)
+        last = await put(backend, key, sized("a", 10, version=9))
+        assert summary(await drain(current, 1)) == [(MODIFIED, "a", last.mod_revision)]
+    finally:
+        await cache.stop()
+
+
+async def test_one_change_larger_than_the_budget_is_not_kept(backend: SQLiteBackend) -> None:
+    cache = Cacher(backend, decode, history_bytes_limit=1_000)
+    await cache.start()
+    try:
+        key = f"{CM}/c1/default/a"
+        await backend.create(key, sized("a", 5_000))
+        last = await put(backend, key, sized("a", 10, version=1))
+        await cache.wait_for_revision(last.mod_revision)
+        assert cache.history_bytes == 0
+        with pytest.raises(CompactedError):
+            cache.watch(f"{CM}/", after_revision=last.mod_revision - 1)
+        assert not cache.watch(f"{CM}/", after_revision=last.mod_revision).closed
+    finally:
+        await cache.stop()
+
+
 async def test_a_watcher_that_falls_behind_is_closed_without_hurting_others(
     backend: SQLiteBackend,
 ) -> None:

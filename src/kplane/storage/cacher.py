@@ -20,8 +20,11 @@ Why the pieces look the way they do:
 * **Selector semantics live here**, because only here are both the old and the new state
   of an object known: a change that makes an object stop (start) matching a watcher's
   predicate is delivered to it as DELETED (ADDED).
-* **A bounded history ring** lets a watch resume from a recent resourceVersion without
-  storage. Older ones get ``CompactedError`` (HTTP 410), and the client relists.
+* **A bounded history** lets a watch resume from a recent resourceVersion without
+  storage. Older ones get ``CompactedError`` (HTTP 410), and the client relists. It is
+  bounded twice: by a number of changes (``history_limit``) and by the bytes only it
+  keeps alive (``history_bytes_limit``), since ten thousand changes of 1 MB objects would
+  otherwise pin 10 GB. Whichever limit is reached first evicts the oldest changes.
 * **A slow watcher never slows anyone else**: its queue is bounded, and on overflow it is
   closed and dropped; the client re-watches from the last resourceVersion it saw.
 """
@@ -38,7 +41,7 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Union
 
 from kplane.storage.backend import (
@@ -69,6 +72,11 @@ MODIFIED = "MODIFIED"
 DELETED = "DELETED"
 
 DEFAULT_WATCHER_QUEUE_LIMIT = 1_000
+DEFAULT_HISTORY_LIMIT = 10_000
+# Room for the whole count limit at ~26 KB per replaced object (most objects are far
+# smaller), while updates of a 900 KB ConfigMap keep ~300 changes instead of pinning 9 GB.
+# Clients past the history relist, which costs them a LIST, not correctness.
+DEFAULT_HISTORY_BYTES_LIMIT = 256 * 1024 * 1024
 _RELIST_BACKOFF_INITIAL = 0.1
 _RELIST_BACKOFF_MAX = 5.0
 
@@ -102,11 +110,16 @@ class CacheEvent:
 
 @dataclass(slots=True)
 class _Change:
-    """One applied change, kept in the history ring for replay."""
+    """One applied change, kept in the history for replay.
+
+    ``old`` is the object's previous state, kept for MODIFIED only (a selector transition
+    needs it; a DELETED event is decided on the deleted state alone). ``cost`` is how many
+    bytes this entry alone keeps alive, see ``_History``."""
 
     type: str
     obj: CachedObject
     old: CachedObject | None
+    cost: int = 0
 
     @property
     def revision(self) -> int:
@@ -285,42 +298,55 @@ def _collect_sorted(node: _Node, partial: str, out: list[CachedObject]) -> None:
 # -- history ---------------------------------------------------------------------------
 
 
-class _HistoryRing:
-    """The last ``capacity`` changes, oldest first. ``floor`` is the newest revision that
-    is no longer replayable: every change after it is still in the ring."""
+class _History:
+    """The recent changes, oldest first. ``floor`` is the newest revision that is no longer
+    replayable: every change after it is still here.
 
-    __slots__ = ("_capacity", "_items", "_start", "floor")
+    Two limits, and the oldest changes go as soon as either is exceeded: at most
+    ``count_limit`` changes, and at most ``bytes_limit`` bytes of objects that only the
+    history keeps alive. That is not the sum of the changes' objects: an ADDED or MODIFIED
+    change usually shares its object with the live index, which holds it anyway. Bytes
+    become the history's when an object is replaced or deleted, and each change's
+    ``cost`` is what it makes the history's:
 
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: list[_Change] = []
-        self._start = 0
+    * MODIFIED: the previous state it keeps in ``old`` (the change that created that
+      state, if still here, is older, so it goes first and never outlives this one);
+    * DELETED: the deleted state it carries, plus the last live state while the change
+      that created it is still here (it keeps no ``old``: that much is an overestimate
+      once the creating change is evicted, and errs on the side of evicting early);
+    * ADDED: nothing.
+
+    Raw bytes only: the few hundred bytes of bookkeeping per change are what the count
+    limit bounds."""
+
+    __slots__ = ("_bytes_limit", "_count_limit", "_items", "bytes", "floor")
+
+    def __init__(self, count_limit: int, bytes_limit: int) -> None:
+        self._count_limit = count_limit
+        self._bytes_limit = bytes_limit
+        self._items: deque[_Change] = deque()
+        self.bytes = 0
         self.floor = 0
 
     def reset(self, floor: int) -> None:
-        self._items = []
-        self._start = 0
+        self._items = deque()
+        self.bytes = 0
         self.floor = floor
 
     def append(self, change: _Change) -> None:
-        if self._capacity <= 0:
-            self.floor = change.revision
-        elif len(self._items) < self._capacity:
-            self._items.append(change)
-        else:
-            self.floor = self._items[self._start].revision
-            self._items[self._start] = change
-            self._start = (self._start + 1) % self._capacity
+        items = self._items
+        items.append(change)
+        self.bytes += change.cost
+        while items and (len(items) > self._count_limit or self.bytes > self._bytes_limit):
+            evicted = items.popleft()
+            self.bytes -= evicted.cost
+            self.floor = evicted.revision
 
     def since(self, revision: int) -> list[_Change]:
         """Changes with a revision greater than ``revision``, oldest first."""
-        items, start, size = self._items, self._start, len(self._items)
-
-        def at(i: int) -> _Change:
-            return items[(start + i) % size]
-
-        first = bisect.bisect_right(range(size), revision, key=lambda i: at(i).revision)
-        return [at(i) for i in range(first, size)]
+        items = self._items
+        first = bisect.bisect_right(items, revision, key=attrgetter("revision"))
+        return list(itertools.islice(items, first, None))
 
 
 # -- watchers --------------------------------------------------------------------------
@@ -487,15 +513,19 @@ class Cacher:
         decoder: Decoder,
         *,
         prefix: str = "/registry/",
-        history_limit: int = 10_000,
+        history_limit: int = DEFAULT_HISTORY_LIMIT,
+        history_bytes_limit: int = DEFAULT_HISTORY_BYTES_LIMIT,
         watcher_queue_limit: int = DEFAULT_WATCHER_QUEUE_LIMIT,
     ) -> None:
+        """``history_limit`` and ``history_bytes_limit`` bound the history a watch can
+        resume from (changes; bytes of replaced and deleted objects only it keeps, see
+        ``_History``). ``watcher_queue_limit`` bounds each watcher's live queue."""
         self._backend = backend
         self._decoder = decoder
         self._prefix = prefix
         self._watcher_queue_limit = watcher_queue_limit
         self._index = _KeyIndex()
-        self._history = _HistoryRing(history_limit)
+        self._history = _History(history_limit, history_bytes_limit)
         self._watchers: dict[str, set[CacheWatcher]] = {}
         self._revision = 0
         self._ready = False
@@ -529,6 +559,11 @@ class Cacher:
     @property
     def revision(self) -> int:
         return self._revision
+
+    @property
+    def history_bytes(self) -> int:
+        """Bytes of replaced and deleted objects that only the watch history keeps alive."""
+        return self._history.bytes
 
     async def wait_for_revision(self, revision: int, *, timeout: float = 5.0) -> None:
         """Return once the cache has applied ``revision``; TimeoutError otherwise."""
@@ -666,9 +701,16 @@ class Cacher:
             self._index.remove(event.kv.key)
             return None
         if event.type is EventType.DELETE:
-            return _Change(DELETED, obj, self._index.remove(obj.key))
+            last = self._index.remove(obj.key)
+            cost = len(obj.raw)
+            if last is not None and last.revision > self._history.floor:
+                # The change that created ``last`` is still in the history, holding it.
+                cost += len(last.raw)
+            return _Change(DELETED, obj, None, cost)
         old = self._index.put(obj)
-        return _Change(ADDED if old is None else MODIFIED, obj, old)
+        if old is None:
+            return _Change(ADDED, obj, None)
+        return _Change(MODIFIED, obj, old, len(old.raw))
 
     def _decode(self, kv: KeyValue) -> CachedObject | None:
         try:
