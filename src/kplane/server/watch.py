@@ -5,6 +5,14 @@ encoded once per representation and the frame bytes are shared by every watcher 
 receives it (kept in the event's ``memo``). The stream ends at ``timeoutSeconds`` (or a
 random 30-60 minutes, as upstream), when the client goes away, or when the cache drops a
 watcher that fell too far behind; clients then re-watch from their last resourceVersion.
+
+Memory per watch is bounded however slowly the client reads. The initial events (a whole
+collection, possibly tens of megabytes) are encoded as they are sent and handed to the
+server in chunks of about ``INITIAL_CHUNK_BYTES``; the server (uvicorn) makes ``send``
+wait while its socket buffer is over its high-water mark, so a client that does not read
+stops the encoding, and the watch holds about one chunk plus that buffer. Live events
+wait in the cache watcher's bounded queue meanwhile; one that overflows is dropped (see
+``kplane.storage.cacher``), and the stream ends once the client reads again.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from kplane.storage.cacher import CachedObject, CacheEvent
 
 BOOKMARK_INTERVAL_SECONDS = 60.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+# Initial events go out in chunks of at least this much (one frame more at most): large
+# enough that a normal list leaves in one or a few writes, small next to the collection a
+# client that never reads would otherwise make the server buffer whole.
+INITIAL_CHUNK_BYTES = 64 * 1024
 
 
 def default_timeout() -> float:
@@ -136,8 +148,10 @@ class WatchStream:
         listener = asyncio.ensure_future(self._watch_disconnect(watcher))
         try:
             await self._start()
-            if start.initial:
-                await self._write(b"".join(self._encode("ADDED", o) for o in start.initial))
+            initial, start.initial = start.initial, []
+            await self._send_initial(initial)
+            if self._disconnected.is_set():
+                return
             if send_initial_end:
                 await self._write(self._bookmark(start.revision, initial_events_end=True))
             await self._follow(watcher, current_revision)
@@ -148,6 +162,28 @@ class WatchStream:
                 await listener
         with contextlib.suppress(Exception):
             await self._send({"type": "http.response.body", "body": b""})
+
+    async def _send_initial(self, objects: list[CachedObject]) -> None:
+        """ADDED for each object, encoded only as fast as the client takes them.
+
+        Consumes ``objects``: an object is let go once sent, so a client stuck halfway
+        does not keep alive the old states of objects replaced since."""
+        objects.reverse()
+        chunk: list[bytes] = []
+        size = 0
+        while objects:
+            frame = self._encode("ADDED", objects.pop())
+            chunk.append(frame)
+            size += len(frame)
+            if size >= INITIAL_CHUNK_BYTES:
+                # Waits here while the client is not reading (the server's flow control).
+                await self._write(b"".join(chunk))
+                chunk.clear()
+                size = 0
+                if self._disconnected.is_set():
+                    return
+        if chunk:
+            await self._write(b"".join(chunk))
 
     async def _follow(self, watcher: Any, current_revision: Callable[[], int]) -> None:
         loop = asyncio.get_running_loop()
