@@ -1,4 +1,5 @@
-"""The CRD controller over a real Store: names accepted, Established, cleanup on deletion."""
+"""The CRD controller over a real Store: names accepted, Established, storedVersions, and
+upstream's finalizer on deletion (instances deleted normally, their finalizers honoured)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
+import pytest
 import pytest_asyncio
 
+from kplane.apimachinery.errors import StatusError
+from kplane.controllers import crd as crd_controller
 from kplane.controllers.crd import CustomResourceDefinitionController
 from kplane.registry import builtin
+from kplane.registry.kinds.custom import CLEANUP_FINALIZER
 from kplane.registry.options import DeleteOptions, WriteOptions
 from kplane.registry.resources import ResourceType
-from kplane.registry.store import Store, Target
+from kplane.registry.store import JSON_PATCH, MERGE_PATCH, Store, Target
 from tests.registry.test_store import running_store
 
 ROOT, OTHER = "root", "other"
@@ -140,3 +145,204 @@ async def test_deleting_a_crd_deletes_its_objects_first(store: Store) -> None:
     assert custom_type(store, ROOT, "widgets") is None
     leftovers = store.cacher.list(f"/registry/{GROUP}/widgets/{ROOT}/")
     assert list(leftovers) == []
+
+
+# Finalizing: upstream's CRD finalizer ---------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The controller looks again at a CRD held by its objects' finalizers every second.
+    monkeypatch.setattr(crd_controller, "_RETRY_SECONDS", 0.05)
+
+
+async def served_widgets(store: Store) -> ResourceType:
+    await store.create(crd_target(f"widgets.{GROUP}"), crd("widgets", "Widget"),
+                       WriteOptions(field_manager="t"))
+    await settled(store, crd_target(f"widgets.{GROUP}"))
+    await eventually(lambda: asyncio.sleep(0, custom_type(store, ROOT, "widgets")))
+    rt = custom_type(store, ROOT, "widgets")
+    assert rt is not None
+    return rt
+
+
+def widget(name: str, *finalizers: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if finalizers:
+        meta["finalizers"] = list(finalizers)
+    return {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": meta}
+
+
+async def test_an_instance_finalizer_holds_the_crd_until_it_is_removed(store: Store) -> None:
+    rt = await served_widgets(store)
+    options = WriteOptions(field_manager="t")
+    await store.create(Target(rt, ROOT, "default", "held"), widget("held", "x.io/f"), options)
+    for index in range(20):
+        await store.create(Target(rt, ROOT, "default", f"w{index}"), widget(f"w{index}"),
+                           options)
+    await store.delete(crd_target(f"widgets.{GROUP}"), DeleteOptions())
+
+    async def terminating() -> dict[str, Any] | None:
+        obj = await read(store, crd_target(f"widgets.{GROUP}"))
+        if obj is None or "Terminating" not in conditions(obj):
+            return None
+        return obj if len(store.cacher.list(f"/registry/{GROUP}/widgets/{ROOT}/")) == 1 else None
+
+    held_crd = await eventually(terminating)
+    assert held_crd is not None, "the free objects were not deleted"
+    assert conditions(held_crd)["Terminating"] == ("True", "InstanceDeletionInProgress")
+    assert held_crd["metadata"]["finalizers"] == [CLEANUP_FINALIZER]
+    held = await read(store, Target(rt, ROOT, "default", "held"))
+    assert held is not None and held["metadata"]["deletionTimestamp"]
+    with pytest.raises(StatusError) as refused:
+        await store.create(Target(rt, ROOT, "default", "late"), widget("late"), options)
+    assert refused.value.code == 403
+    # Several retries later the CRD is still held.
+    await asyncio.sleep(0.3)
+    assert await read(store, crd_target(f"widgets.{GROUP}")) is not None
+
+    await store.patch(Target(rt, ROOT, "default", "held"), MERGE_PATCH,
+                      {"metadata": {"finalizers": None}}, options)
+
+    async def gone() -> bool:
+        return await read(store, crd_target(f"widgets.{GROUP}")) is None
+
+    assert await eventually(gone)
+    assert (await store.backend.range(f"/registry/{GROUP}/widgets/{ROOT}/")).items == []
+
+
+async def test_a_failed_delete_is_reported_and_retried(store: Store) -> None:
+    rt = await served_widgets(store)
+    options = WriteOptions(field_manager="t")
+    await store.create(Target(rt, ROOT, "default", "w"), widget("w", "x.io/f"), options)
+    # No real backend fails on demand: the Store's delete fails once, as an overloaded one
+    # would after too many lost compare-and-swaps.
+    failures = iter([True])
+    real_delete = store.delete
+
+    async def failing_once(target: Target, options: DeleteOptions) -> Any:
+        if target.rt.resource == "widgets" and next(failures, False):
+            raise StatusError(409, "Conflict", "too many concurrent writers")
+        return await real_delete(target, options)
+
+    store.delete = failing_once  # type: ignore[method-assign]
+    crd_key = f"/registry/apiextensions.k8s.io/customresourcedefinitions/{ROOT}/widgets.{GROUP}"
+    watcher = store.cacher.watch(crd_key, after_revision=store.cacher.revision)
+    await real_delete(crd_target(f"widgets.{GROUP}"), DeleteOptions())
+    seen: list[tuple[str, str, str]] = []
+    async with asyncio.timeout(5):
+        async for event in watcher:
+            for c in orjson.loads(event.obj.raw)["status"].get("conditions") or []:
+                if c["type"] == "Terminating":
+                    seen.append((c["status"], c["reason"], c["message"]))
+            if seen and seen[-1][1] == "InstanceDeletionFailed":
+                break
+    watcher.close()
+    assert seen == [("True", "InstanceDeletionInProgress",
+                     "CustomResource deletion is in progress"),
+                    ("True", "InstanceDeletionFailed",
+                     "could not issue all deletes: too many concurrent writers")]
+
+    async def retried() -> bool:
+        held = await read(store, Target(rt, ROOT, "default", "w"))
+        return bool(held and held["metadata"].get("deletionTimestamp"))
+
+    assert await eventually(retried)
+
+
+async def test_a_crd_stored_without_the_finalizer_still_takes_its_objects(
+        store: Store) -> None:
+    rt = await served_widgets(store)
+    options = WriteOptions(field_manager="t")
+    for name, finalizers in (("a", ()), ("b", ("x.io/f",))):
+        await store.create(Target(rt, ROOT, "default", name), widget(name, *finalizers),
+                           options)
+
+    def without_finalizer(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["finalizers"] = []
+        return obj
+
+    await store.update_with(crd_target(f"widgets.{GROUP}"), without_finalizer, options)
+    _, gone = await store.delete(crd_target(f"widgets.{GROUP}"), DeleteOptions())
+    assert gone
+
+    async def swept() -> bool:
+        return not (await store.backend.range(f"/registry/{GROUP}/widgets/{ROOT}/")).items
+
+    assert await eventually(swept)
+
+
+async def test_objects_stored_under_a_gone_crd_are_swept(store: Store) -> None:
+    controller = CustomResourceDefinitionController(store=store, catalog=store.catalog)
+    # Left by another server that created it after this one's cleanup listed the kind.
+    key = f"/registry/{GROUP}/widgets/{ROOT}/default/straggler"
+    await store.backend.create(key, orjson.dumps(widget("straggler")))
+    elsewhere = f"/registry/{GROUP}/widgets/{OTHER}/default/kept"
+    await store.backend.create(elsewhere, orjson.dumps(widget("kept")))
+    await controller.reconcile(ROOT, f"widgets.{GROUP}")
+    assert await store.backend.get(key) is None
+    assert await store.backend.get(elsewhere) is not None
+    # A CRD named like a built-in resource never takes that resource's objects.
+    leases = f"/registry/coordination.k8s.io/leases/{ROOT}/default/l"
+    await store.backend.create(leases, b"{}")
+    await controller.reconcile(ROOT, "leases.coordination.k8s.io")
+    assert await store.backend.get(leases) is not None
+
+
+async def test_a_recreated_crd_keeps_its_own_objects(store: Store) -> None:
+    controller = CustomResourceDefinitionController(store=store, catalog=store.catalog)
+    # Left by an earlier CRD of the same name, whose sweep runs only after the new CRD
+    # was created.
+    stale = f"/registry/{GROUP}/widgets/{ROOT}/default/stale"
+    await store.backend.create(stale, orjson.dumps(widget("stale")))
+    rt = await served_widgets(store)
+    await store.create(Target(rt, ROOT, "default", "new"), widget("new"),
+                       WriteOptions(field_manager="t"))
+    await controller._sweep(ROOT, f"widgets.{GROUP}")
+    assert await store.backend.get(stale) is None
+    assert await store.backend.get(f"/registry/{GROUP}/widgets/{ROOT}/default/new") is not None
+
+
+async def test_stored_versions_follow_the_storage_version(store: Store) -> None:
+    definition = crd("widgets", "Widget")
+    definition["spec"]["versions"].append({**definition["spec"]["versions"][0],
+                                           "name": "v2", "storage": False})
+    target = crd_target(f"widgets.{GROUP}")
+    options = WriteOptions(field_manager="t")
+    await store.create(target, definition, options)
+    await settled(store, target)
+    switched = await store.patch(target, JSON_PATCH, [
+        {"op": "replace", "path": "/spec/versions/0/storage", "value": False},
+        {"op": "replace", "path": "/spec/versions/1/storage", "value": True}], options)
+    assert switched["status"]["storedVersions"] == ["v1", "v2"]
+    with pytest.raises(StatusError) as refused:
+        await store.patch(target, JSON_PATCH, [{"op": "remove", "path": "/spec/versions/0"}],
+                          options)
+    assert refused.value.code == 422
+    assert "status.storedVersions[0]: Invalid value: \"v1\": missing from spec.versions" in (
+        refused.value.message)
+    # A storage migration takes v1 out of storedVersions; then v1 may go.
+    await store.patch(target, MERGE_PATCH, {"status": {"storedVersions": ["v2"]}}, options,
+                      subresource="status")
+    removed = await store.patch(target, JSON_PATCH,
+                                [{"op": "remove", "path": "/spec/versions/0"}], options)
+    assert [v["name"] for v in removed["spec"]["versions"]] == ["v2"]
+    assert removed["status"]["storedVersions"] == ["v2"]
+
+
+async def test_the_controller_repairs_stored_versions_written_before_the_strategy(
+        store: Store) -> None:
+    target = crd_target(f"widgets.{GROUP}")
+    options = WriteOptions(field_manager="t")
+    definition = crd("widgets", "Widget")
+    await store.create(target, definition, options)
+    await settled(store, target)
+    # A status write may leave out the storage version (upstream does not check it).
+    await store.patch(target, MERGE_PATCH, {"status": {"storedVersions": []}}, options,
+                      subresource="status")
+
+    async def repaired() -> bool:
+        obj = await read(store, target)
+        return bool(obj and obj["status"].get("storedVersions") == ["v1"])
+
+    assert await eventually(repaired)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -714,3 +715,220 @@ def test_deleting_a_namespace_deletes_its_custom_resources(http: httpx.Client,
     eventually(lambda: http.get(url(A, "api/v1/namespaces/doomed-ns")).status_code == 404,
                what="namespace gone")
     assert http.get(f"{in_ns}/w").status_code == 404
+
+
+# Deleting a CRD: upstream's finalizer ---------------------------------------------------------
+
+
+def open_crd(plural: str, kind: str, *versions: str, storage: str = "v1") -> dict[str, Any]:
+    """A namespaced kind that keeps every field, served in ``versions`` (default v1)."""
+    schema = {"openAPIV3Schema": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {"group": GROUP, "scope": "Namespaced",
+                 "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+                 "versions": [{"name": v, "served": True, "storage": v == storage,
+                               "schema": schema} for v in versions or ("v1",)]},
+    }
+
+
+def terminating_condition(http: httpx.Client, workspace: str, name: str,
+                          ) -> dict[str, Any] | None:
+    crd = http.get(url(workspace, f"{CRDS}/{name}")).json()
+    return next((c for c in (crd.get("status") or {}).get("conditions") or []
+                 if c["type"] == "Terminating"), None)
+
+
+def test_a_terminating_crd_refuses_creates_and_waits_for_instance_finalizers(
+        http: httpx.Client) -> None:
+    name = f"sprockets.{GROUP}"
+    create_crd(http, B, open_crd("sprockets", "Sprocket"))
+    items = url(B, f"apis/{GROUP}/v1/namespaces/default/sprockets")
+
+    def sprocket(item: str) -> dict[str, Any]:
+        return {"apiVersion": f"{GROUP}/v1", "kind": "Sprocket", "metadata": {"name": item}}
+
+    for index in range(30):
+        assert http.post(items, json=sprocket(f"s{index}")).status_code == 201
+    held = sprocket("held")
+    held["metadata"]["finalizers"] = ["x.io/f"]
+    assert http.post(items, json=held).status_code == 201
+
+    deleted = http.delete(url(B, f"{CRDS}/{name}"))
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["metadata"]["deletionTimestamp"]
+
+    def only_held_left() -> bool:
+        left = http.get(items).json()["items"]
+        return [i["metadata"]["name"] for i in left] == ["held"]
+
+    eventually(only_held_left, what="the objects without finalizers deleted")
+    condition = terminating_condition(http, B, name)
+    assert condition is not None
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress")
+    assert http.get(f"{items}/held").json()["metadata"]["deletionTimestamp"]
+
+    late = http.post(items, json=sprocket("late"))
+    assert late.status_code == 403, late.text
+    assert late.json()["reason"] == "Forbidden"
+    assert late.json()["message"] == (
+        f'sprockets.{GROUP} "late" is forbidden: create not allowed while custom resource '
+        "definition is terminating")
+    applied = http.patch(f"{items}/applied", headers=APPLY, params={"fieldManager": "t"},
+                         content=json.dumps(sprocket("applied")))
+    assert applied.status_code == 403, applied.text
+    assert http.get(url(B, f"{CRDS}/{name}")).status_code == 200, "held by the instance"
+
+    released = http.patch(f"{items}/held", headers=MERGE, json={"metadata": {"finalizers": None}})
+    assert released.status_code == 200, released.text
+    eventually(lambda: http.get(url(B, f"{CRDS}/{name}")).status_code == 404, what="CRD gone")
+    # Nothing of the old kind survives its re-creation.
+    create_crd(http, B, open_crd("sprockets", "Sprocket"))
+    assert http.get(items).json()["items"] == []
+    assert http.delete(url(B, f"{CRDS}/{name}")).status_code == 200
+
+
+def test_creates_racing_a_crd_deletion_leave_nothing_behind(kplane: KplaneProcess,
+                                                            http: httpx.Client) -> None:
+    name = f"ratchets.{GROUP}"
+    create_crd(http, B, open_crd("ratchets", "Ratchet"))
+    items = url(B, f"apis/{GROUP}/v1/namespaces/default/ratchets")
+    for index in range(200):
+        body = {"apiVersion": f"{GROUP}/v1", "kind": "Ratchet",
+                "metadata": {"name": f"r{index}"}}
+        assert http.post(items, json=body).status_code == 201
+    answers: list[int] = []
+    done = threading.Event()
+
+    def keep_creating() -> None:
+        with kplane.client() as creating:
+            index = 0
+            while not done.is_set():
+                body = {"apiVersion": f"{GROUP}/v1", "kind": "Ratchet",
+                        "metadata": {"name": f"late{index}"}}
+                answers.append(creating.post(items, json=body).status_code)
+                index += 1
+
+    creator = threading.Thread(target=keep_creating)
+    creator.start()
+    try:
+        eventually(lambda: len(answers) >= 3, what="creates under way")
+        assert http.delete(url(B, f"{CRDS}/{name}")).status_code == 200
+        eventually(lambda: http.get(url(B, f"{CRDS}/{name}")).status_code == 404,
+                   what="CRD gone")
+        eventually(lambda: answers[-1] == 404, what="the kind no longer served")
+    finally:
+        done.set()
+        creator.join()
+    assert set(answers) <= {201, 403, 404}, answers
+    create_crd(http, B, open_crd("ratchets", "Ratchet"))
+    assert http.get(items).json()["items"] == []
+    assert http.delete(url(B, f"{CRDS}/{name}")).status_code == 200
+
+
+def test_watches_of_the_kind_end_when_its_crd_goes(kplane: KplaneProcess,
+                                                   http: httpx.Client) -> None:
+    name = f"cogs.{GROUP}"
+    create_crd(http, B, open_crd("cogs", "Cog"))
+    items = url(B, f"apis/{GROUP}/v1/namespaces/default/cogs")
+    body = {"apiVersion": f"{GROUP}/v1", "kind": "Cog", "metadata": {"name": "c1"}}
+    assert http.post(items, json=body).status_code == 201
+    seen: list[tuple[str, str]] = []
+    # The server would end this watch after ten minutes; the client's read timeout (10 s)
+    # fails the test if the CRD's deletion does not end it first.
+    with kplane.client() as watching, watching.stream(
+            "GET", items, params={"watch": "1", "timeoutSeconds": "600"}) as stream:
+        assert stream.status_code == 200
+        assert http.delete(url(B, f"{CRDS}/{name}")).status_code == 200
+        for line in stream.iter_lines():
+            if line:
+                event = json.loads(line)
+                seen.append((event["type"], event["object"]["metadata"]["name"]))
+    assert seen == [("ADDED", "c1"), ("DELETED", "c1")]
+    assert http.get(url(B, f"{CRDS}/{name}")).status_code == 404
+
+
+# Versions: storedVersions and the requested apiVersion -----------------------------------------
+
+
+def test_stored_versions_follow_the_storage_version_and_guard_removal(
+        kplane: KplaneProcess, http: httpx.Client) -> None:
+    name = f"gears.{GROUP}"
+    crd_url = url(B, f"{CRDS}/{name}")
+    created = create_crd(http, B, open_crd("gears", "Gear", "v1", "v2", storage="v1"))
+    assert created["status"]["storedVersions"] == ["v1"]
+
+    def items(version: str) -> str:
+        return url(B, f"apis/{GROUP}/{version}/namespaces/default/gears")
+
+    def gear(version: str, item: str) -> dict[str, Any]:
+        return {"apiVersion": f"{GROUP}/{version}", "kind": "Gear", "metadata": {"name": item}}
+
+    assert http.post(items("v1"), json=gear("v1", "g1")).status_code == 201
+    switched = http.patch(crd_url, headers=JSON_PATCH, json=[
+        {"op": "replace", "path": "/spec/versions/0/storage", "value": False},
+        {"op": "replace", "path": "/spec/versions/1/storage", "value": True}])
+    assert switched.status_code == 200, switched.text
+    assert switched.json()["status"]["storedVersions"] == ["v1", "v2"]
+    assert http.get(crd_url).json()["status"]["storedVersions"] == ["v1", "v2"]
+
+    def stored_in_v2() -> bool:
+        created = http.post(items("v2"), json=gear("v2", "probe"))
+        if created.status_code == 201:
+            http.delete(f"{items('v2')}/probe")
+        return created.status_code == 201
+
+    eventually(stored_in_v2, what="v2 the storage version")
+    assert http.post(items("v2"), json=gear("v2", "g2")).status_code == 201
+
+    removed = http.patch(crd_url, headers=JSON_PATCH,
+                         json=[{"op": "remove", "path": "/spec/versions/0"}])
+    assert removed.status_code == 422, removed.text
+    assert ("status.storedVersions[0]",
+            'Invalid value: "v1": missing from spec.versions; v1 was previously a storage '
+            "version, and must remain in spec.versions until a storage migration ensures no "
+            "data remains persisted in v1 and removes v1 from status.storedVersions"
+            ) in causes(removed)
+
+    # A storage migration (kube-storage-version-migrator's last step) lets v1 go.
+    migrated = http.patch(f"{crd_url}/status", headers=MERGE,
+                          json={"status": {"storedVersions": ["v2"]}})
+    assert migrated.status_code == 200, migrated.text
+    v3 = {"name": "v3", "served": True, "storage": False,
+          "schema": created["spec"]["versions"][0]["schema"]}
+    replaced = http.patch(crd_url, headers=JSON_PATCH, json=[
+        {"op": "remove", "path": "/spec/versions/0"},
+        {"op": "add", "path": "/spec/versions/-", "value": v3}])
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["status"]["storedVersions"] == ["v2"]
+    last = http.patch(crd_url, headers=JSON_PATCH,
+                      json=[{"op": "remove", "path": "/spec/versions/0"}])
+    assert last.status_code == 422, last.text
+    assert "status.storedVersions[0]" in {field for field, _ in causes(last)}
+    eventually(lambda: http.get(items("v3")).status_code == 200, what="v3 served")
+    assert http.get(items("v1")).status_code == 404
+
+    # g1 is still stored as v1, g2 as v2: each read answers in the version asked for.
+    for version in ("v2", "v3"):
+        for item in ("g1", "g2"):
+            got = http.get(f"{items(version)}/{item}")
+            assert got.json()["apiVersion"] == f"{GROUP}/{version}", got.text
+        listed = http.get(items(version)).json()
+        assert listed["apiVersion"] == f"{GROUP}/{version}"
+        assert {i["apiVersion"] for i in listed["items"]} == {f"{GROUP}/{version}"}
+        assert {i["metadata"]["name"] for i in listed["items"]} == {"g1", "g2"}
+    with http.stream("GET", items("v3"), params={"watch": "1", "timeoutSeconds": "5"}) as stream:
+        added = []
+        for line in stream.iter_lines():
+            if line:
+                added.append(json.loads(line)["object"]["apiVersion"])
+            if len(added) == 2:
+                break
+    assert added == [f"{GROUP}/v3", f"{GROUP}/v3"]
+    by_kubectl = kplane.kubectl_json("get", f"gears.v3.{GROUP}", "g1", "-n", "default",
+                                     "--server", f"{kplane.url}/clusters/{B}")
+    assert by_kubectl["apiVersion"] == f"{GROUP}/v3"
+    assert http.delete(crd_url).status_code == 200

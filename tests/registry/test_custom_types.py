@@ -14,7 +14,7 @@ from kplane.registry.custom_types import (
     storage_version,
 )
 from kplane.registry.tables import table_for_kind
-from kplane.storage.cacher import CachedObject
+from kplane.storage.cacher import CachedObject, CacheWatcher
 
 GROUP = "example.kplane.io"
 
@@ -96,3 +96,28 @@ def test_bound_types_are_stored_under_the_exports_identity() -> None:
     types = resource_types_for(crd(), "", identity="abc123")
     assert {rt.stored_resource for rt, _ in types} == {"widgets:abc123"}
     assert {rt.resource for rt, _ in types} == {"widgets"}
+
+
+def watcher() -> CacheWatcher:
+    return CacheWatcher(prefix=f"/registry/{GROUP}/widgets/c1/", after_revision=0,
+                        predicate=None, queue_limit=10, on_close=lambda _: None)
+
+
+def test_watches_end_when_their_version_stops_being_served() -> None:
+    index = CustomTypeIndex()
+    index.apply(cached(crd(), "c1", revision=1), deleted=False)
+    v1, v1beta1 = (rt for rt, _ in index.types("c1"))
+    assert index.serves(v1) and index.serves(v1beta1)
+    on_v1, on_beta = watcher(), watcher()
+    index.track_watch(v1, on_v1)
+    index.track_watch(v1beta1, on_beta)
+    unserved = crd()
+    unserved["spec"]["versions"][1]["served"] = False
+    index.apply(cached(unserved, "c1", revision=2), deleted=False)
+    assert on_beta.closed and not on_v1.closed
+    assert not index.serves(v1beta1)
+    index.apply(cached(unserved, "c1", revision=3), deleted=True)
+    assert on_v1.closed
+    late = watcher()
+    index.track_watch(v1, late)
+    assert late.closed, "a watch of a type no longer served ends at once"

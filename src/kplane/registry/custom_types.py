@@ -5,6 +5,10 @@ on the cache. For each CRD whose ``Established`` condition is true it keeps one
 :class:`ResourceType` per served version (tagged with the cluster, since two workspaces may
 define the same group and plural with different schemas) and a Strategy built from that
 version's schema. Clusters without CRDs have no entry at all.
+
+When a type stops being served (its CRD deleted, no longer Established, or the version no
+longer served) the index ends the type's watches; it also holds the gate that refuses
+creates of a kind whose CRD is terminating (:mod:`kplane.registry.crd_lifecycle`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from typing import Any
 import orjson
 
 from kplane.registry.cache_index import CacheFollower
+from kplane.registry.crd_lifecycle import CreateGate, KindWatches, defined_by_crd
 from kplane.registry.keys import parse_key
-from kplane.registry.kinds.custom import CustomResourceStrategy
+from kplane.registry.kinds.custom import CustomResourceStrategy, storage_version
 from kplane.registry.resources import ALL_VERBS, ResourceType
-from kplane.storage.cacher import CachedObject, Cacher
+from kplane.storage.cacher import CachedObject, Cacher, CacheWatcher
+
+__all__ = ["CRD_PREFIX", "CustomTypeIndex", "is_established", "resource_types_for",
+           "storage_version"]
 
 CRD_PREFIX = "/registry/apiextensions.k8s.io/customresourcedefinitions/"
 
@@ -28,13 +36,6 @@ def is_established(crd: Mapping[str, Any]) -> bool:
         if isinstance(condition, Mapping) and condition.get("type") == "Established":
             return condition.get("status") == "True"
     return False
-
-
-def storage_version(spec: Mapping[str, Any]) -> str:
-    for version in spec.get("versions") or []:
-        if isinstance(version, Mapping) and version.get("storage"):
-            return str(version.get("name", ""))
-    return ""
 
 
 def resource_types_for(crd: Mapping[str, Any], cluster: str, *, identity: str = "",
@@ -76,7 +77,9 @@ def resource_types_for(crd: Mapping[str, Any], cluster: str, *, identity: str = 
 class CustomTypeIndex:
     """Established CRDs of every logical cluster, as resource types."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, watches: KindWatches | None = None) -> None:
+        self.creates = CreateGate()
+        self.watches = watches or KindWatches()
         self._by_cluster: dict[str, dict[str, list[tuple[ResourceType,
                                                          CustomResourceStrategy]]]] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -94,6 +97,21 @@ class CustomTypeIndex:
             return []
         return [entry for entries in crds.values() for entry in entries]
 
+    def serves(self, rt: ResourceType) -> bool:
+        crds = self._by_cluster.get(rt.cluster)
+        entries = crds.get(f"{rt.resource}.{rt.group}") if crds else None
+        return entries is not None and any(known == rt for known, _ in entries)
+
+    def track_watch(self, rt: ResourceType, watcher: CacheWatcher) -> None:
+        """Remember a watch of a custom resource type, to end it when the type goes."""
+        if not defined_by_crd(rt):
+            return
+        if not self.serves(rt):
+            # The type went between the request's routing and its watch starting.
+            watcher.close()
+            return
+        self.watches.track(rt, watcher)
+
     def apply(self, cached: CachedObject, *, deleted: bool) -> None:
         parsed = parse_key(cached.key)
         if parsed is None:
@@ -102,6 +120,7 @@ class CustomTypeIndex:
         before = crds.get(parsed.name)
         if deleted:
             crds.pop(parsed.name, None)
+            self.creates.forget(cached.key)
         else:
             crd = orjson.loads(cached.raw)
             if is_established(crd):
@@ -111,7 +130,11 @@ class CustomTypeIndex:
         if not crds:
             self._by_cluster.pop(parsed.cluster, None)
         self.revision = max(self.revision, cached.revision)
-        if before != crds.get(parsed.name):
+        after = crds.get(parsed.name)
+        if before:
+            kept = {rt for rt, _ in after or ()}
+            self.watches.end(rt for rt, _ in before if rt not in kept)
+        if before != after:
             for listener in self._listeners:
                 listener(parsed.cluster)
 

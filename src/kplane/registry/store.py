@@ -307,6 +307,8 @@ class Store:
         except CompactedError as exc:
             raise errors.gone(
                 f"too old resource version: {revision} ({exc.compacted + 1})") from None
+        # A custom resource's watch ends when its CRD (or served version) goes.
+        self.catalog.custom.track_watch(target.rt, watcher)
         return WatchStart(initial, watcher, revision)
 
     # Writes ------------------------------------------------------------------------------
@@ -426,6 +428,8 @@ class Store:
         strategy.prepare_for_create(obj)
         for plugin in self._admission_for(rt):
             await plugin.admit_create(rt=rt, cluster=target.cluster, obj=obj)
+        # As upstream's admission: no new objects of a kind whose CRD is terminating.
+        self.catalog.custom.creates.check(self.cacher, rt, "" if generate else meta["name"])
         self._validate(strategy, target, obj, None)
         self._check_namespace(Target(rt, target.cluster, target.namespace, meta["name"]),
                               creating=True)
@@ -435,7 +439,9 @@ class Store:
             key = self._key(target, obj["metadata"]["name"])
             try:
                 stored = encode_for_storage(strategy.storage_form(obj))
-                kv = await self.backend.create(key, stored)
+                # Counted in flight, so a CRD's cleanup waits for it to land.
+                with self.catalog.custom.creates.creating(self.cacher, rt, key.rsplit("/", 1)[1]):
+                    kv = await self.backend.create(key, stored)
             except KeyExistsError:
                 if not generate:
                     raise errors.already_exists(rt.resource, rt.group,
