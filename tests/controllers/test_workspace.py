@@ -12,12 +12,14 @@ import orjson
 import pytest
 import pytest_asyncio
 
+from kplane.apimachinery.errors import StatusError
 from kplane.controllers import workspace as workspace_module
 from kplane.controllers.workspace import WorkspaceController
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import LOGICAL_CLUSTER_NAME, WORKSPACE_FINALIZER
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.store import MERGE_PATCH, Store, Target
+from kplane.tenancy.lifecycle import LOGICAL_CLUSTER_FINALIZER
 from tests.tenancy.test_admission import BASE_URL, Tenancy, create_type, tenancy_stack
 from tests.tenancy.test_admission import create_workspace as admit_workspace
 
@@ -96,6 +98,7 @@ async def test_a_workspace_becomes_ready_with_its_cluster_and_default_namespace(
     assert logical["metadata"]["annotations"] == {
         "kcp.io/path": "root:acme", "tenancy.kcp.io/workspace-type": "root:organization",
         "kcp.io/cluster": child}
+    assert logical["metadata"]["finalizers"] == [LOGICAL_CLUSTER_FINALIZER]
     assert logical["spec"]["owner"] == {
         "apiVersion": "tenancy.kcp.io/v1alpha1", "resource": "workspaces", "name": "acme",
         "cluster": "root", "uid": created["metadata"]["uid"]}
@@ -238,3 +241,112 @@ async def test_a_workspace_still_initializing_can_be_deleted(tenancy: Tenancy) -
                 "the Workspace gone")
     assert read(store, logical_cluster_target(child)) is None
     assert tenancy.resolver.resolve("root:held") is None
+
+
+def deletion_marked(store: Store, cluster: str) -> bool:
+    logical = read(store, logical_cluster_target(cluster))
+    return bool(logical and logical["metadata"].get("deletionTimestamp"))
+
+
+async def create_configmap(store: Store, cluster: str, name: str, **meta: Any) -> None:
+    await store.create(Target(builtin.CONFIGMAPS, cluster, "default", name),
+                       {"metadata": {"name": name, **meta}}, WriteOptions())
+
+
+async def test_a_deleted_workspace_and_its_subtree_refuse_new_content(
+        tenancy: Tenancy) -> None:
+    store = tenancy.store
+    org = await ready(tenancy, "root", "fam", {"name": "organization", "path": "root"})
+    team = await ready(tenancy, org, "team-1", {"name": "team", "path": "root"})
+    leaf = await ready(tenancy, team, "leaf")
+    held = Target(builtin.CONFIGMAPS, leaf, "default", "held")
+    await create_configmap(store, leaf, "held", finalizers=["example.com/cleanup"])
+
+    await store.delete(workspace_target("root", "fam"), DeleteOptions())
+    await until(lambda: all(deletion_marked(store, c) for c in (org, team, leaf)),
+                "the LogicalClusters of the subtree marked deleted")
+    # The finalizer on `held` keeps the whole tree in place meanwhile.
+    for cluster, path in ((org, "root:fam"), (team, "root:fam:team-1"),
+                          (leaf, "root:fam:team-1:leaf")):
+        with pytest.raises(StatusError) as refused:
+            await create_configmap(store, cluster, "late")
+        assert (refused.value.code, refused.value.reason) == (403, "Forbidden")
+        assert f"in workspace {path} because it is being terminated" in refused.value.message
+        with pytest.raises(StatusError) as child:
+            await admit_workspace(store, cluster, "late")
+        assert child.value.code == 403
+    # Updates still pass, and so does the finalizer's removal, which ends the deletion.
+    updated = await store.patch(held, MERGE_PATCH, {"data": {"k": "v"}}, WriteOptions())
+    assert updated["metadata"]["deletionTimestamp"]
+    await store.patch(held, MERGE_PATCH, {"metadata": {"finalizers": None}}, WriteOptions())
+    await until(lambda: read(store, workspace_target("root", "fam")) is None,
+                "the Workspace gone")
+    for cluster in (org, team, leaf):
+        assert read(store, logical_cluster_target(cluster)) is None
+    # The name is free again, for a brand-new logical cluster that takes content.
+    again = await ready(tenancy, "root", "fam")
+    assert again not in (org, team, leaf)
+    await create_configmap(store, again, "fresh")
+
+
+async def test_a_logical_cluster_from_before_the_finalizer_is_marked_not_removed(
+        tenancy: Tenancy) -> None:
+    """Data directories written before the finalizer existed keep working."""
+    store = tenancy.store
+    child = await ready(tenancy, "root", "old")
+    await store.patch(logical_cluster_target(child), MERGE_PATCH,
+                      {"metadata": {"finalizers": None}}, WriteOptions())
+    assert "finalizers" not in (read(store, logical_cluster_target(child)) or {})["metadata"]
+    held = Target(builtin.CONFIGMAPS, child, "default", "held")
+    await create_configmap(store, child, "held", finalizers=["example.com/cleanup"])
+
+    await store.delete(workspace_target("root", "old"), DeleteOptions())
+    await until(lambda: deletion_marked(store, child), "the old LogicalCluster marked")
+    logical = read(store, logical_cluster_target(child))
+    assert logical is not None
+    assert logical["metadata"]["finalizers"] == [LOGICAL_CLUSTER_FINALIZER]
+    assert tenancy.resolver.resolve("root:old") == child
+    with pytest.raises(StatusError):
+        await create_configmap(store, child, "late")
+    await store.patch(held, MERGE_PATCH, {"metadata": {"finalizers": None}}, WriteOptions())
+    await until(lambda: read(store, workspace_target("root", "old")) is None,
+                "the Workspace gone")
+
+
+async def test_deletion_finishes_while_a_client_keeps_creating(tenancy: Tenancy) -> None:
+    store = tenancy.store
+    parent = await ready(tenancy, "root", "busy")
+    child = await ready(tenancy, parent, "kid")
+    outcomes: dict[str, int] = {}
+    stop = asyncio.Event()
+
+    async def keep_creating(cluster: str, prefix: str) -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            try:
+                if number % 2:
+                    await create_configmap(store, cluster, f"{prefix}-{number}")
+                else:
+                    await admit_workspace(store, cluster, f"{prefix}-{number}")
+                outcomes["created"] = outcomes.get("created", 0) + 1
+            except StatusError as exc:
+                outcomes[str(exc.code)] = outcomes.get(str(exc.code), 0) + 1
+            # A client in another process; here it shares the event loop with the
+            # controller, so it paces itself instead of spinning on instant refusals.
+            await asyncio.sleep(0.001)
+
+    creators = [asyncio.create_task(keep_creating(parent, "p")),
+                asyncio.create_task(keep_creating(child, "c"))]
+    try:
+        await until(lambda: outcomes.get("created", 0) >= 10, "creates under way")
+        await store.delete(workspace_target("root", "busy"), DeleteOptions())
+        await until(lambda: read(store, workspace_target("root", "busy")) is None,
+                    "the Workspace gone while creates continue")
+    finally:
+        stop.set()
+        await asyncio.gather(*creators)
+    assert outcomes.get("403", 0) > 0, outcomes
+    for cluster in (parent, child):
+        for rt in (builtin.CONFIGMAPS, builtin.WORKSPACES, builtin.LOGICAL_CLUSTERS):
+            assert await names(store, Target(rt, cluster)) == [], (cluster, rt.resource)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -473,3 +474,93 @@ def test_python_client_lists_through_the_wildcard_but_cannot_get(kplane: KplaneP
             core.read_namespace("default")
         assert refused.value.status == 405
         assert json.loads(str(refused.value.body))["kind"] == "Status"
+
+
+# A workspace being deleted takes no new content ------------------------------------------
+
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def configmap_url(path: str, name: str = "") -> str:
+    return f"/clusters/{path}/api/v1/namespaces/default/configmaps" + (f"/{name}" if name
+                                                                       else "")
+
+
+def test_a_terminating_workspace_and_its_children_refuse_new_content(
+        http: httpx.Client) -> None:
+    ready_workspace(http, "root", "fam", type_name="organization")
+    ready_workspace(http, "root:fam", "kid", type_name="team")
+    # A finalizer nobody removes yet keeps the deletion going while we look.
+    held = http.post(configmap_url("root:fam:kid"), json={
+        "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    assert held.status_code == 201, held.text
+    deleted = http.delete(f"/clusters/root/{TENANCY}/workspaces/fam")
+    assert deleted.status_code == 200, deleted.text
+    wait_phase(http, "root", "fam", "Terminating")
+
+    # The controller marks the LogicalClusters of the subtree before it says Terminating.
+    for path in ("root:fam", "root:fam:kid"):
+        refused = http.post(configmap_url(path), json={"metadata": {"name": "late"}})
+        assert refused.status_code == 403, refused.text
+        status = refused.json()
+        assert (status["kind"], status["reason"], status["code"]) == ("Status", "Forbidden", 403)
+        assert status["message"] == (
+            f'configmaps "late" is forbidden: unable to create new content in workspace '
+            f"{path} because it is being terminated")
+        for url, body in ((f"/clusters/{path}/api/v1/namespaces", {"metadata": {"name": "ns"}}),
+                          (f"/clusters/{path}/{TENANCY}/workspaces", workspace_body("more"))):
+            other = http.post(url, json=body)
+            assert other.status_code == 403, other.text
+            assert "because it is being terminated" in other.json()["message"]
+        logical = http.get(f"/clusters/{path}/{CORE_KCP}/logicalclusters/cluster").json()
+        assert logical["metadata"]["deletionTimestamp"]
+        assert "core.kcp.io/logicalcluster-deletion" in logical["metadata"]["finalizers"]
+
+    # Updates and finalizer removal still work; the last one lets the deletion finish.
+    url = configmap_url("root:fam:kid", "held")
+    updated = http.patch(url, json={"data": {"k": "v"}}, headers=MERGE)
+    assert updated.status_code == 200, updated.text
+    released = http.patch(url, json={"metadata": {"finalizers": None}}, headers=MERGE)
+    assert released.status_code == 200, released.text
+    wait_gone(http, f"/clusters/root/{TENANCY}/workspaces/fam")
+    assert http.get("/clusters/root:fam/api/v1/namespaces").status_code == 404
+
+
+def test_deletion_completes_while_a_client_keeps_creating(kplane: KplaneProcess,
+                                                          http: httpx.Client) -> None:
+    ready_workspace(http, "root", "busy")
+    ready_workspace(http, "root:busy", "kid")
+    outcomes: dict[int, int] = {}
+    stop = threading.Event()
+    started = threading.Event()
+
+    def keep_creating() -> None:
+        with kplane.client() as own:
+            number = 0
+            while not stop.is_set():
+                number += 1
+                path = "root:busy" if number % 2 else "root:busy:kid"
+                if number % 3:
+                    response = own.post(configmap_url(path), json={
+                        "metadata": {"name": f"cm-{number}"}})
+                else:
+                    response = create_workspace(own, path, f"ws-{number}")
+                outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
+                if outcomes.get(201, 0) >= 20:
+                    started.set()
+
+    creator = threading.Thread(target=keep_creating)
+    creator.start()
+    try:
+        assert started.wait(timeout=30), outcomes
+        deleted = http.delete(f"/clusters/root/{TENANCY}/workspaces/busy")
+        assert deleted.status_code == 200, deleted.text
+        eventually(lambda: http.get(f"/clusters/root/{TENANCY}/workspaces/busy").status_code
+                   == 404, timeout=60, what="root:busy gone while the client keeps creating")
+        assert creator.is_alive()  # the client was still at it when the deletion finished
+    finally:
+        stop.set()
+        creator.join(timeout=30)
+    assert outcomes.get(403, 0) > 0, outcomes
+    assert set(outcomes) <= {201, 403, 404}, outcomes
+

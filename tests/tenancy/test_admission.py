@@ -28,6 +28,7 @@ from kplane.registry.options import WriteOptions
 from kplane.registry.store import Store, Target
 from kplane.tenancy.admission import WorkspaceAdmission
 from kplane.tenancy.bootstrap import bootstrap_root
+from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.resolver import ClusterResolver
 from kplane.tenancy.types import WorkspaceTypes
 from tests.registry.test_store import running_store
@@ -44,12 +45,14 @@ class Tenancy:
 
 @contextlib.asynccontextmanager
 async def tenancy_stack(directory: pathlib.Path) -> AsyncIterator[Tenancy]:
-    """A store with workspace admission and a bootstrapped root, as the server has."""
+    """A store with the tenancy admission plugins and a bootstrapped root, as the server
+    has."""
     async with running_store(directory) as store:
         resolver = ClusterResolver(store.cacher)
         types = WorkspaceTypes(store.cacher, resolver)
-        store.admission.append(
-            WorkspaceAdmission(resolver=resolver, types=types, base_url=BASE_URL + "/"))
+        store.admission += [
+            TerminatingWorkspaces(cacher=store.cacher, resolver=resolver),
+            WorkspaceAdmission(resolver=resolver, types=types, base_url=BASE_URL + "/")]
         await bootstrap_root(store, base_url=BASE_URL)
         yield Tenancy(store, resolver, types)
 
@@ -177,7 +180,9 @@ async def test_a_type_without_a_name_is_a_bad_request(tenancy: Tenancy) -> None:
 async def test_a_cluster_that_is_not_materialized_cannot_hold_workspaces(
         tenancy: Tenancy) -> None:
     error = await refused(create_workspace(tenancy.store, "abcdefghijklmnop", "x"))
-    assert (error.code, error.reason) == (403, "Forbidden")
+    # No LogicalCluster: the cluster does not exist (or was just purged), as a request
+    # addressed to it would be told.
+    assert (error.code, error.reason) == (404, "NotFound")
     assert "abcdefghijklmnop" in error.message
 
 

@@ -7,10 +7,14 @@ the ``kcp.io/path`` annotation, the type and the initializers) and its ``default
 namespace, then moves the Workspace to ``Initializing`` or straight to ``Ready``. A second
 watch over LogicalClusters notices when the last initializer has removed itself.
 
-Deleting a Workspace deletes its child Workspaces first (each through this same path, so
-deletion is recursive). Then it marks every object that carries finalizers as deleted and
-waits until their controllers have removed them (reporting which finalizers it waits for),
-purges whatever else the logical cluster holds, and lets the Workspace go. Nothing here
+Deleting a Workspace first deletes its LogicalCluster, as kcp does: the
+``core.kcp.io/logicalcluster-deletion`` finalizer keeps it, now with a deletionTimestamp,
+and from then on the logical cluster refuses new content (:mod:`kplane.tenancy.lifecycle`).
+The LogicalClusters of the whole subtree are marked in the same pass, so no descendant
+keeps taking content while the deletion works its way down. Then the child Workspaces are
+deleted (each through this same path, so deletion is recursive), every object that carries
+finalizers is marked as deleted and waited for (reporting which finalizers it waits for),
+whatever else the logical cluster holds is purged, and the Workspace goes. Nothing here
 runs per workspace while workspaces are idle.
 """
 
@@ -30,6 +34,7 @@ from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.keys import resource_prefix
 from kplane.registry.kinds.tenancy import (
+    CLUSTER_FIELD,
     LOGICAL_CLUSTER_NAME,
     OWNER_ANNOTATION,
     PATH_ANNOTATION,
@@ -39,6 +44,7 @@ from kplane.registry.kinds.tenancy import (
 from kplane.registry.options import DeleteOptions, ListOptions, WriteOptions
 from kplane.registry.store import Store, Target
 from kplane.storage.cacher import CachedObject
+from kplane.tenancy.lifecycle import LOGICAL_CLUSTER_FINALIZER, is_being_deleted
 from kplane.tenancy.names import join
 from kplane.tenancy.resolver import ClusterResolver
 from kplane.tenancy.types import WorkspaceTypes
@@ -149,7 +155,8 @@ class WorkspaceController:
         logical_cluster = {
             "apiVersion": "core.kcp.io/v1alpha1", "kind": "LogicalCluster",
             "metadata": {"name": LOGICAL_CLUSTER_NAME,
-                         "annotations": {PATH_ANNOTATION: path, TYPE_ANNOTATION: type_text}},
+                         "annotations": {PATH_ANNOTATION: path, TYPE_ANNOTATION: type_text},
+                         "finalizers": [LOGICAL_CLUSTER_FINALIZER]},
             "spec": {"owner": {"apiVersion": "tenancy.kcp.io/v1alpha1",
                                "resource": "workspaces", "name": target.name,
                                "cluster": target.cluster,
@@ -224,6 +231,7 @@ class WorkspaceController:
     async def _tear_down(self, target: Target, workspace: dict[str, Any]) -> bool:
         child = (workspace.get("spec") or {}).get("cluster")
         if child:
+            await self._mark_subtree(child)
             if (workspace.get("status") or {}).get("phase") != TERMINATING:
                 await self._set_phase(target, TERMINATING, [])
             children = await self._store.list(Target(builtin.WORKSPACES, child),
@@ -241,6 +249,9 @@ class WorkspaceController:
                 await self._report_finalizers(target, waiting)
                 return False
             await self._store.purge_cluster(child)
+            if self._holds_anything(child):
+                # A create admitted before the mark landed after the purge: go again.
+                return False
 
         def without_finalizer(current: dict[str, Any]) -> dict[str, Any]:
             meta = current["metadata"]
@@ -251,6 +262,55 @@ class WorkspaceController:
         with contextlib.suppress(StatusError):
             await self._store.update_with(target, without_finalizer, self._options)
         return True
+
+    async def _mark_subtree(self, cluster: str) -> None:
+        """Delete the LogicalCluster of ``cluster`` and of every workspace below it, so
+        that all of them refuse new content from now on. Once the top one is marked its
+        subtree was marked too (or is being, by another worker or server); a workspace
+        created below it since then is marked when the recursion reaches it."""
+        if self._mark(cluster) is None:
+            return
+        pending = [cluster]
+        while pending:
+            current = pending.pop()
+            await self._mark_one(current)
+            for cached in self._store.cacher.list(
+                    f"{resource_prefix(builtin.WORKSPACES)}{current}/"):
+                below = cached.fields.get(CLUSTER_FIELD)
+                if below:
+                    pending.append(below)
+
+    def _mark(self, cluster: str) -> Target | None:
+        """The LogicalCluster of ``cluster`` if it exists and is not being deleted yet."""
+        target = Target(builtin.LOGICAL_CLUSTERS, cluster, "", LOGICAL_CLUSTER_NAME)
+        cached = self._store.get_cached(target)
+        if cached is None or is_being_deleted(cached):
+            return None
+        return target
+
+    async def _mark_one(self, cluster: str) -> None:
+        target = self._mark(cluster)
+        if target is None:
+            return
+
+        def with_finalizer(current: dict[str, Any]) -> dict[str, Any]:
+            finalizers = current["metadata"].setdefault("finalizers", [])
+            if LOGICAL_CLUSTER_FINALIZER not in finalizers:
+                finalizers.append(LOGICAL_CLUSTER_FINALIZER)
+            return current
+
+        cached = self._store.get_cached(target)
+        meta = orjson.loads(cached.raw).get("metadata") or {} if cached is not None else {}
+        with contextlib.suppress(StatusError):
+            if LOGICAL_CLUSTER_FINALIZER not in (meta.get("finalizers") or []):
+                # A LogicalCluster from before the finalizer existed: without it, the
+                # delete below would remove it at once instead of marking it.
+                await self._store.update_with(target, with_finalizer, self._options)
+            await self._store.delete(target, DeleteOptions())
+
+    def _holds_anything(self, cluster: str) -> bool:
+        return any(self._store.cacher.count(f"{prefix}{cluster}/")
+                   for prefix in self._catalog.storage_prefixes(cluster))
 
     async def _finalize_content(self, cluster: str) -> dict[str, int]:
         """Mark every object of ``cluster`` that carries finalizers as deleted, so that the

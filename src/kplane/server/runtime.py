@@ -52,6 +52,7 @@ from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
 from kplane.tenancy.admission import WorkspaceAdmission
 from kplane.tenancy.bootstrap import bootstrap_root
+from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.quota import ObjectCountQuota
 from kplane.tenancy.resolver import ClusterResolver
 from kplane.tenancy.types import WorkspaceTypes
@@ -140,8 +141,9 @@ async def serve(options: ServeOptions) -> None:
     types = WorkspaceTypes(cacher, resolver)
     admission = WorkspaceAdmission(resolver=resolver, types=types, base_url=server_url)
     quota = ObjectCountQuota(cacher=cacher, catalog=catalog, resolver=resolver)
+    terminating = TerminatingWorkspaces(cacher=cacher, resolver=resolver)
     store = Store(backend=backend, cacher=cacher, catalog=catalog,
-                  admission=[admission, quota])
+                  admission=[terminating, admission, quota])
     await bootstrap(store)
     await bootstrap_root(store, base_url=server_url)
     namespaces = NamespaceController(store=store, catalog=catalog)
