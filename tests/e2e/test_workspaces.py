@@ -564,3 +564,148 @@ def test_deletion_completes_while_a_client_keeps_creating(kplane: KplaneProcess,
     assert outcomes.get(403, 0) > 0, outcomes
     assert set(outcomes) <= {201, 403, 404}, outcomes
 
+
+# Who may use a WorkspaceType --------------------------------------------------------------
+
+RBAC = "apis/rbac.authorization.k8s.io/v1"
+USE_DENIED = ("unable to use cluster workspace type {}: missing verb='use' permission on "
+              "workspacetype")
+
+
+def until_response(send: Callable[[], httpx.Response], accept: Callable[[httpx.Response], bool],
+                   *, what: str) -> httpx.Response:
+    """Repeat a request until its response is accepted (RBAC grants apply asynchronously)."""
+    def attempt() -> httpx.Response | None:
+        response = send()
+        return response if accept(response) else None
+
+    found: httpx.Response = eventually(attempt, what=what)
+    return found
+
+
+def rbac_settled(response: httpx.Response) -> bool:
+    """Not refused by RBAC itself (which a grant just written may still be)."""
+    return ("cannot create resource" not in response.text
+            and "access to workspace" not in response.text)
+
+
+def as_user(http: httpx.Client, user: str) -> dict[str, str]:
+    """Headers acting as ``user`` (the admin may impersonate anyone)."""
+    return {"Impersonate-User": user}
+
+
+def grant(http: httpx.Client, workspace: str, name: str, rules: list[dict[str, Any]],
+          user: str) -> None:
+    role = http.post(f"/clusters/{workspace}/{RBAC}/clusterroles",
+                     json={"metadata": {"name": name}, "rules": rules})
+    assert role.status_code == 201, role.text
+    binding = http.post(f"/clusters/{workspace}/{RBAC}/clusterrolebindings", json={
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    assert binding.status_code == 201, binding.text
+
+
+@pytest.fixture(scope="module")
+def provider_type(http: httpx.Client) -> str:
+    """root:prov with a WorkspaceType ``private``; alice administers root:alice-ws only."""
+    ready_workspace(http, "root", "prov", type_name="organization")
+    made = http.post(f"/clusters/root:prov/{TENANCY}/workspacetypes", json={
+        "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType",
+        "metadata": {"name": "private"}, "spec": {}})
+    assert made.status_code == 201, made.text
+    ready_workspace(http, "root", "alice-ws")
+    grant(http, "root:alice-ws", "alice-admin", [
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+        {"nonResourceURLs": ["*"], "verbs": ["*"]}], "alice")
+    until_response(lambda: http.get(f"/clusters/root:alice-ws/{TENANCY}/workspaces",
+                                    headers=as_user(http, "alice")),
+                   lambda r: r.status_code == 200, what="alice's grant in effect")
+    return "root:prov"
+
+
+def test_a_type_in_another_workspace_needs_use(http: httpx.Client, provider_type: str) -> None:
+    alice = as_user(http, "alice")
+    url = f"/clusters/root:alice-ws/{TENANCY}/workspaces"
+    refused = http.post(url, json=workspace_body("p1", type_name="private",
+                                                  type_path=provider_type), headers=alice)
+    assert refused.status_code == 403, refused.text
+    status = refused.json()
+    assert (status["kind"], status["reason"]) == ("Status", "Forbidden")
+    assert status["message"] == ('workspaces.tenancy.kcp.io "p1" is forbidden: '
+                                 + USE_DENIED.format("root:prov:private"))
+    # Server-side apply creates through the same check.
+    applied = http.patch(f"{url}/p1", params={"fieldManager": "alice"},
+                         content=json.dumps(workspace_body(
+                             "p1", type_name="private", type_path=provider_type)),
+                         headers={**alice, "Content-Type": "application/apply-patch+yaml"})
+    assert applied.status_code == 403, applied.text
+    assert applied.json()["message"] == status["message"]
+    assert http.get(f"{url}/p1").status_code == 404
+
+    grant(http, provider_type, "alice-uses-private", [
+        {"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"],
+         "resourceNames": ["private"], "verbs": ["use"]}], "alice")
+    made = until_response(
+        lambda: http.post(url, json=workspace_body("p1", type_name="private",
+                                                   type_path=provider_type), headers=alice),
+        lambda r: r.status_code != 403, what="alice allowed to use root:prov:private")
+    assert made.status_code == 201, made.text
+    assert made.json()["spec"]["type"] == {"name": "private", "path": "root:prov"}
+    assert made.json()["metadata"]["annotations"][
+        "experimental.tenancy.kcp.io/owner"].startswith('{"username":"alice"')
+    # bob has no such grant.
+    bob = http.post(url, json=workspace_body("p2", type_name="private",
+                                             type_path=provider_type), headers=as_user(http, "bob"))
+    assert bob.status_code == 403, bob.text
+
+
+@pytest.mark.parametrize(("type_name", "type_path"), [
+    ("private", "root:prov"),        # exists, no permission
+    ("missing", "root:prov"),        # does not exist
+    ("private", "root:nowhere"),     # no such workspace
+])
+def test_a_missing_type_gets_the_same_answer_as_a_forbidden_one(
+        http: httpx.Client, provider_type: str, type_name: str, type_path: str) -> None:
+    carol = as_user(http, "carol")
+    grant_name = "carol-admin"
+    if http.get(f"/clusters/root:alice-ws/{RBAC}/clusterrolebindings/{grant_name}"
+                ).status_code == 404:
+        grant(http, "root:alice-ws", grant_name, [
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]}], "carol")
+    response = until_response(
+        lambda: http.post(f"/clusters/root:alice-ws/{TENANCY}/workspaces",
+                          json=workspace_body("c", type_name=type_name, type_path=type_path),
+                          headers=carol),
+        rbac_settled, what="carol's grant in effect")
+    assert response.status_code == 403, response.text
+    assert response.json()["reason"] == "Forbidden"
+    assert response.json()["message"] == ('workspaces.tenancy.kcp.io "c" is forbidden: '
+                                          + USE_DENIED.format(f"{type_path}:{type_name}"))
+
+
+def test_roots_builtin_types_are_usable_by_whoever_may_create_workspaces(
+        http: httpx.Client, provider_type: str) -> None:
+    alice = as_user(http, "alice")
+    url = f"/clusters/root:alice-ws/{TENANCY}/workspaces"
+    plain = http.post(url, json=workspace_body("plain-child"), headers=alice)
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["spec"]["type"] == {"name": "universal", "path": "root"}
+    explicit = http.post(url, json=workspace_body("explicit-child", type_name="universal"),
+                         headers=alice)
+    assert explicit.status_code == 201, explicit.text
+    # dave may create workspaces in root, and nothing else: organizations are his to make.
+    grant(http, "root", "dave-creates-workspaces", [
+        {"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"],
+         "verbs": ["create", "get"]},
+        {"nonResourceURLs": ["/"], "verbs": ["access"]}], "dave")
+    org = until_response(
+        lambda: http.post(f"/clusters/root/{TENANCY}/workspaces",
+                          json=workspace_body("daves-org", type_name="organization"),
+                          headers=as_user(http, "dave")),
+        rbac_settled, what="dave's grant in effect")
+    assert org.status_code == 201, org.text
+    assert org.json()["spec"]["type"] == {"name": "organization", "path": "root"}
+    wait_phase(http, "root", "daves-org", "Ready")

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from kplane.apimachinery.errors import StatusError
+from kplane.auth.authorizer import Authorizer
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import (
     LOGICAL_CLUSTER_NAME,
@@ -30,6 +31,7 @@ from kplane.tenancy.admission import WorkspaceAdmission
 from kplane.tenancy.bootstrap import bootstrap_root
 from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.resolver import ClusterResolver
+from kplane.tenancy.type_use import TypeUsePermission
 from kplane.tenancy.types import WorkspaceTypes
 from tests.registry.test_store import running_store
 
@@ -41,31 +43,46 @@ class Tenancy:
     store: Store
     resolver: ClusterResolver
     types: WorkspaceTypes
+    authorizer: Authorizer | None = None
 
 
 @contextlib.asynccontextmanager
-async def tenancy_stack(directory: pathlib.Path) -> AsyncIterator[Tenancy]:
+async def tenancy_stack(directory: pathlib.Path, *,
+                        authorization: bool = False) -> AsyncIterator[Tenancy]:
     """A store with the tenancy admission plugins and a bootstrapped root, as the server
-    has."""
+    has; with ``authorization``, creators must hold ``use`` on a Workspace's type."""
     async with running_store(directory) as store:
         resolver = ClusterResolver(store.cacher)
         types = WorkspaceTypes(store.cacher, resolver)
+        authorizer = Authorizer(store.cacher) if authorization else None
+        use = TypeUsePermission(authorizer) if authorizer is not None else None
         store.admission += [
             TerminatingWorkspaces(cacher=store.cacher, resolver=resolver),
-            WorkspaceAdmission(resolver=resolver, types=types, base_url=BASE_URL + "/")]
+            WorkspaceAdmission(resolver=resolver, types=types, base_url=BASE_URL + "/",
+                               use_permission=use)]
         await bootstrap_root(store, base_url=BASE_URL)
-        yield Tenancy(store, resolver, types)
+        if authorizer is not None:
+            await authorizer.start()
+            await authorizer.wait_for(store.cacher.revision)
+        try:
+            yield Tenancy(store, resolver, types, authorizer)
+        finally:
+            if authorizer is not None:
+                await authorizer.stop()
 
 
 async def create_workspace(store: Store, cluster: str, name: str, *,
                            type_ref: dict[str, str] | None = None,
-                           labels: dict[str, str] | None = None) -> dict[str, Any]:
+                           labels: dict[str, str] | None = None,
+                           annotations: dict[str, str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
                             "metadata": {"name": name}, "spec": {}}
     if type_ref is not None:
         body["spec"]["type"] = type_ref
     if labels:
         body["metadata"]["labels"] = labels
+    if annotations:
+        body["metadata"]["annotations"] = annotations
     return await store.create(Target(builtin.WORKSPACES, cluster, "", name), body,
                               WriteOptions(field_manager="test"))
 

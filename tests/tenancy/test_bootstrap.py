@@ -12,15 +12,22 @@ import pytest_asyncio
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.codec import CacheDecoder
-from kplane.registry.options import WriteOptions
+from kplane.registry.options import DeleteOptions, WriteOptions
 from kplane.registry.store import Store, Target
 from kplane.storage.cacher import Cacher
 from kplane.storage.sqlite import SQLiteBackend
-from kplane.tenancy.bootstrap import MANAGER, bootstrap_root
+from kplane.tenancy.bootstrap import (
+    MANAGER,
+    TYPE_USE_BINDING,
+    TYPE_USE_ROLE,
+    bootstrap_root,
+)
 from kplane.tenancy.types import BUILTIN_TYPES
 
 BASE_URL = "https://10.0.0.1:6443/"
 ROOT_CLUSTER = Target(builtin.LOGICAL_CLUSTERS, "root", "", "cluster")
+TYPE_USE_ROLE_TARGET = Target(builtin.CLUSTERROLES, "root", "", TYPE_USE_ROLE)
+TYPE_USE_BINDING_TARGET = Target(builtin.CLUSTERROLEBINDINGS, "root", "", TYPE_USE_BINDING)
 
 
 @pytest_asyncio.fixture
@@ -66,9 +73,30 @@ async def test_creates_every_builtin_workspace_type(store: Store) -> None:
         assert stored(store, workspace_type(name))["spec"] == body["spec"], name
 
 
+async def test_lets_every_authenticated_user_use_the_public_types(store: Store) -> None:
+    await bootstrap_root(store, base_url=BASE_URL)
+    role = stored(store, TYPE_USE_ROLE_TARGET)
+    assert role["rules"] == [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"],
+                              "resourceNames": ["universal", "organization", "team"],
+                              "verbs": ["use"]}]
+    binding = stored(store, TYPE_USE_BINDING_TARGET)
+    assert binding["roleRef"]["name"] == TYPE_USE_ROLE
+    assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                    "name": "system:authenticated"}]
+
+
+async def test_an_older_root_gets_the_role_on_the_next_start(store: Store) -> None:
+    await bootstrap_root(store, base_url=BASE_URL)
+    for target in (TYPE_USE_BINDING_TARGET, TYPE_USE_ROLE_TARGET):
+        await store.delete(target, DeleteOptions())
+    await bootstrap_root(store, base_url=BASE_URL)
+    assert stored(store, TYPE_USE_BINDING_TARGET)["roleRef"]["name"] == TYPE_USE_ROLE
+
+
 async def test_is_idempotent(store: Store) -> None:
     await bootstrap_root(store, base_url=BASE_URL)
-    names = [ROOT_CLUSTER, *(workspace_type(b["metadata"]["name"]) for b in BUILTIN_TYPES)]
+    names = [ROOT_CLUSTER, *(workspace_type(b["metadata"]["name"]) for b in BUILTIN_TYPES),
+             TYPE_USE_ROLE_TARGET, TYPE_USE_BINDING_TARGET]
     versions = [stored(store, t)["metadata"]["resourceVersion"] for t in names]
     revision = await store.backend.current_revision()
     await bootstrap_root(store, base_url="https://elsewhere:1")

@@ -156,3 +156,22 @@ async def test_an_extend_cycle_terminates(tenancy: Tenancy) -> None:
     ping = tenancy.types.get("ping", "root")
     assert ping is not None
     assert tenancy.types.initializers(ping) == ["root:ping", "root:pong"]
+
+
+async def test_aliases_are_the_type_and_everything_it_extends_once(tenancy: Tenancy) -> None:
+    org = await ready_child(tenancy.store, "root", "root", "acme",
+                            type_ref={"name": "organization", "path": "root"})
+    await create_type(tenancy.store, org, "base", {})
+    await create_type(tenancy.store, org, "derived", {
+        "extend": {"with": [{"name": "base"}, {"name": "universal", "path": "root"},
+                            {"name": "base"}, {"name": "ghost"}]}})
+    derived = tenancy.types.get("derived", "root:acme")
+    assert derived is not None
+    aliases = tenancy.types.aliases(derived)
+    assert [(a.reference, a.cluster) for a in aliases] == [
+        ("root:acme:derived", org), ("root:acme:base", org), ("root:universal", "root")]
+    await create_type(tenancy.store, "root", "ping", {"extend": {"with": [{"name": "pong"}]}})
+    await create_type(tenancy.store, "root", "pong", {"extend": {"with": [{"name": "ping"}]}})
+    ping = tenancy.types.get("ping", "root")
+    assert ping is not None
+    assert [a.name for a in tenancy.types.aliases(ping)] == ["ping", "pong"]

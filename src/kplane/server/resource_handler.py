@@ -430,6 +430,8 @@ class ResourceHandler:
         force_raw = request.query.get("force")
         force = query_flag(force_raw) if force_raw is not None else False
         existed = self._store.get_cached(target) is not None
+        if not existed and content == APPLY_PATCH and target.rt == builtin.WORKSPACES:
+            record_owner(doc, request.user)  # as a POST does: admission reads the creator
         if (not existed and content == APPLY_PATCH and target.rt in BINDING_TYPES
                 and self._bind_permission is not None):
             self._bind_permission.check(request.user, target.cluster, doc)

@@ -55,6 +55,7 @@ from kplane.tenancy.bootstrap import bootstrap_root
 from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.quota import ObjectCountQuota
 from kplane.tenancy.resolver import ClusterResolver
+from kplane.tenancy.type_use import TypeUsePermission
 from kplane.tenancy.types import WorkspaceTypes
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ async def serve(options: ServeOptions) -> None:
     server_url = f"https://{host}:{options.secure_port}"
     resolver = ClusterResolver(cacher)
     types = WorkspaceTypes(cacher, resolver)
-    admission = WorkspaceAdmission(resolver=resolver, types=types, base_url=server_url)
+    authorizer = Authorizer(cacher)
+    admission = WorkspaceAdmission(resolver=resolver, types=types, base_url=server_url,
+                                   use_permission=TypeUsePermission(authorizer))
     quota = ObjectCountQuota(cacher=cacher, catalog=catalog, resolver=resolver)
     terminating = TerminatingWorkspaces(cacher=cacher, resolver=resolver)
     store = Store(backend=backend, cacher=cacher, catalog=catalog,
@@ -165,7 +168,6 @@ async def serve(options: ServeOptions) -> None:
     await expiry.start()
     await compaction.start()
 
-    authorizer = Authorizer(cacher)
     await authorizer.start()
     sa_tokens = ServiceAccountTokens(private_key_pem=pki.sa_key_path.read_bytes(),
                                      public_key_pem=pki.sa_pub_path.read_bytes())

@@ -49,6 +49,8 @@ class WorkspaceType:
     name: str
     path: str
     spec: Mapping[str, Any]
+    # The logical cluster that holds the type ('' for one built in memory, as in tests).
+    cluster: str = ""
 
     @property
     def reference(self) -> str:
@@ -80,7 +82,7 @@ class WorkspaceTypes:
             return None
         obj = orjson.loads(cached.raw)
         canonical = self._resolver.path_of(cluster) or path
-        return WorkspaceType(name, canonical, obj.get("spec") or {})
+        return WorkspaceType(name, canonical, obj.get("spec") or {}, cluster)
 
     def find(self, reference: Mapping[str, Any], *, current_path: str) -> WorkspaceType | None:
         """A type by reference; without a path, in the current workspace, then in root."""
@@ -127,6 +129,24 @@ class WorkspaceTypes:
             raise errors.forbidden(
                 f"workspace type {child.reference} only allows parents of the types "
                 f"{_describe(parents)}, not {parent.reference}")
+
+    def aliases(self, kind: WorkspaceType) -> list[WorkspaceType]:
+        """The type and every type it extends, transitively (as kcp resolves them): using a
+        type means using each of them. Extended types that do not exist are skipped."""
+        found: list[WorkspaceType] = []
+        self._collect_aliases(kind, found, depth=0)
+        return found
+
+    def _collect_aliases(self, kind: WorkspaceType, found: list[WorkspaceType], *,
+                         depth: int) -> None:
+        if depth > _MAX_EXTEND_DEPTH or any(t.reference == kind.reference for t in found):
+            return
+        found.append(kind)
+        for reference in (kind.spec.get("extend") or {}).get("with") or []:
+            if isinstance(reference, Mapping):
+                base = self.find(reference, current_path=kind.path)
+                if base is not None:
+                    self._collect_aliases(base, found, depth=depth + 1)
 
     def initializers(self, kind: WorkspaceType) -> list[str]:
         """The initializers a new workspace of this type waits for (own and extended)."""
