@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from kplane.apimachinery.errors import StatusError
 from kplane.auth.authorizer import Authorizer
+from kplane.auth.type_use import TypeUsePermission
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import (
     LOGICAL_CLUSTER_NAME,
@@ -31,7 +32,6 @@ from kplane.tenancy.admission import WorkspaceAdmission
 from kplane.tenancy.bootstrap import bootstrap_root
 from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.resolver import ClusterResolver
-from kplane.tenancy.type_use import TypeUsePermission
 from kplane.tenancy.types import WorkspaceTypes
 from tests.registry.test_store import running_store
 

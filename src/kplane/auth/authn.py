@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,55 +26,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kplane.apimachinery.errors import unauthorized
 
-SYSTEM_MASTERS = "system:masters"
-AUTHENTICATED = "system:authenticated"
-UNAUTHENTICATED = "system:unauthenticated"
-ANONYMOUS_USER = "system:anonymous"
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """An authenticated (or anonymous) identity; immutable, so one instance can be shared
-    by every request of a connection."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-    uid: str = ""
-    # Excluded from the hash because a mapping is not hashable; still compared by ==.
-    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
-
-    def in_group(self, group: str) -> bool:
-        return group in self.groups
-
-    @property
-    def is_system_master(self) -> bool:
-        """Members of ``system:masters`` bypass authorization entirely, as upstream."""
-        return SYSTEM_MASTERS in self.groups
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.name == ANONYMOUS_USER
-
-    def with_authenticated_group(self) -> UserInfo:
-        """This user, also in ``system:authenticated`` (unchanged if already, or anonymous)."""
-        if self.is_anonymous or AUTHENTICATED in self.groups:
-            return self
-        return UserInfo(
-            name=self.name, groups=(*self.groups, AUTHENTICATED), uid=self.uid, extra=self.extra
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``authentication.k8s.io/v1`` ``UserInfo`` JSON (SelfSubjectReview, TokenReview,
-        SubjectAccessReview), leaving out empty fields as upstream's ``omitempty`` does."""
-        out: dict[str, Any] = {"username": self.name}
-        if self.uid:
-            out["uid"] = self.uid
-        if self.groups:
-            out["groups"] = list(self.groups)
-        if self.extra:
-            out["extra"] = {key: list(values) for key, values in self.extra.items()}
-        return out
-
+# Re-exported: the identity types live below every layer, and most code meets them here.
+from kplane.apimachinery.users import ANONYMOUS_USER as ANONYMOUS_USER
+from kplane.apimachinery.users import AUTHENTICATED as AUTHENTICATED
+from kplane.apimachinery.users import SYSTEM_MASTERS as SYSTEM_MASTERS
+from kplane.apimachinery.users import UNAUTHENTICATED as UNAUTHENTICATED
+from kplane.apimachinery.users import UserInfo as UserInfo
 
 ANONYMOUS = UserInfo(name=ANONYMOUS_USER, groups=(UNAUTHENTICATED,))
 

@@ -26,6 +26,7 @@ from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
 from kplane.auth.pki import ensure_pki
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.auth.tokens import StaticTokenFile
+from kplane.auth.type_use import TypeUsePermission
 from kplane.controllers.apibinding import APIBindingController
 from kplane.controllers.apiexport import APIExportController
 from kplane.controllers.compaction import DEFAULT_INTERVAL_SECONDS, CompactionController
@@ -55,7 +56,6 @@ from kplane.tenancy.bootstrap import bootstrap_root
 from kplane.tenancy.lifecycle import TerminatingWorkspaces
 from kplane.tenancy.quota import ObjectCountQuota
 from kplane.tenancy.resolver import ClusterResolver
-from kplane.tenancy.type_use import TypeUsePermission
 from kplane.tenancy.types import WorkspaceTypes
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from kplane.apimachinery import errors
-from kplane.auth.authn import UserInfo
+from kplane.apimachinery.users import UserInfo
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import WORKSPACE_FINALIZER
 from kplane.registry.resources import ResourceType
 from kplane.tenancy.names import ROOT, join, new_cluster_name
 from kplane.tenancy.resolver import ClusterResolver
-from kplane.tenancy.type_use import TypeUsePermission, creator_of, denial
+from kplane.tenancy.type_use import TypeUseCheck, creator_of, denial
 from kplane.tenancy.types import WorkspaceType, WorkspaceTypes
 
 SCHEDULING = "Scheduling"
@@ -29,7 +29,7 @@ class WorkspaceAdmission:
     """The admission plugin for ``tenancy.kcp.io`` Workspaces."""
 
     def __init__(self, *, resolver: ClusterResolver, types: WorkspaceTypes,
-                 base_url: str, use_permission: TypeUsePermission | None = None) -> None:
+                 base_url: str, use_permission: TypeUseCheck | None = None) -> None:
         self._resolver = resolver
         self._types = types
         self._base_url = base_url.rstrip("/")

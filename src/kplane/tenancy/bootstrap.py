@@ -10,7 +10,7 @@ import contextlib
 from typing import Any
 
 from kplane.apimachinery.errors import StatusError
-from kplane.auth.authn import AUTHENTICATED
+from kplane.apimachinery.users import AUTHENTICATED
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import LOGICAL_CLUSTER_NAME, PATH_ANNOTATION, TYPE_ANNOTATION
 from kplane.registry.options import WriteOptions

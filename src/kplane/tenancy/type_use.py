@@ -14,26 +14,23 @@ without it was created by ``system:masters`` or by the server.
 
 A denial reads the same whether the type exists or not, and names the type as the client
 wrote it: someone without ``use`` learns nothing about what another workspace holds.
+
+This module owns the rule, the creator and the denial; the RBAC question itself is asked
+by :class:`kplane.auth.type_use.TypeUsePermission` (the authorizer sits above this layer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from kplane.apimachinery import errors
-from kplane.auth.authn import UserInfo
-from kplane.auth.authorizer import Attributes, Authorizer
+from kplane.apimachinery.users import UserInfo
 from kplane.registry import builtin
 from kplane.registry.kinds.tenancy import OWNER_ANNOTATION
 from kplane.tenancy.types import WorkspaceType
-
-USE_VERB = "use"
-_GROUP = builtin.WORKSPACE_TYPES.group
-_VERSION = builtin.WORKSPACE_TYPES.version
-_RESOURCE = builtin.WORKSPACE_TYPES.resource
 
 
 def creator_of(workspace: Mapping[str, Any]) -> UserInfo | None:
@@ -56,28 +53,16 @@ def creator_of(workspace: Mapping[str, Any]) -> UserInfo | None:
     return UserInfo(name=name, groups=tuple(groups)).with_authenticated_group()
 
 
-class TypeUsePermission:
-    """RBAC's answer to "may this user use this type", in the type's own workspace."""
-
-    def __init__(self, authorizer: Authorizer) -> None:
-        self._authorizer = authorizer
+class TypeUseCheck(Protocol):
+    """Whether a creator may use WorkspaceTypes; the auth layer implements it with RBAC
+    (:class:`kplane.auth.type_use.TypeUsePermission`)."""
 
     def may_use(self, user: UserInfo, cluster: str | None, name: str) -> bool:
-        if user.is_system_master:
-            return True
-        if cluster is None:
-            return False
-        attributes = Attributes(user=user, verb=USE_VERB, cluster=cluster, api_group=_GROUP,
-                                api_version=_VERSION, resource=_RESOURCE, name=name)
-        return self._authorizer.authorize(attributes).allowed
+        """Whether ``user`` holds ``use`` on ``workspacetypes/<name>`` in ``cluster``
+        (None: a workspace that does not exist, where nobody does)."""
 
     def check(self, user: UserInfo, workspace: str, kinds: Iterable[WorkspaceType], *,
-              shown: str) -> None:
-        """Raise 403 unless ``user`` may use every type in ``kinds`` (the requested one
-        first, named ``shown`` in a denial; the types it extends by their own names)."""
-        for index, kind in enumerate(kinds):
-            if not self.may_use(user, kind.cluster or None, kind.name):
-                raise denial(workspace, shown if index == 0 else kind.reference)
+              shown: str) -> None: ...
 
 
 def denial(workspace: str, shown: str) -> errors.StatusError:
