@@ -429,8 +429,8 @@ class Store:
         for plugin in self._admission_for(rt):
             await plugin.admit_create(rt=rt, cluster=target.cluster, obj=obj)
         # As upstream's admission: no new objects of a kind whose CRD is terminating.
-        self.catalog.custom.creates.check(self.cacher, rt, "" if generate else meta["name"])
         self._validate(strategy, target, obj, None)
+        self.catalog.custom.creates.check(self.cacher, rt, "" if generate else meta["name"])
         self._check_namespace(Target(rt, target.cluster, target.namespace, meta["name"]),
                               creating=True)
         if options.dry_run:
