@@ -126,3 +126,42 @@ def test_every_read_carries_the_requested_version() -> None:
 def test_a_storage_version_change_changes_the_strategy() -> None:
     assert strategies("v1")["v1"] != strategies("v2")["v1"]
     assert strategies("v1")["v1"] == strategies("v1")["v1"]
+
+
+def protected(annotation: str | None, group: str = "widgets.sigs.k8s.io") -> dict[str, Any]:
+    obj = crd("v1", storage="v1", stored=["v1"])
+    obj["spec"]["group"] = group
+    obj["metadata"]["name"] = f"widgets.{group}"
+    if annotation is not None:
+        obj["metadata"]["annotations"] = {"api-approved.kubernetes.io": annotation}
+    return obj
+
+
+APPROVAL = "metadata.annotations[api-approved.kubernetes.io]"
+RULE = 'protected groups must have approval annotation "api-approved.kubernetes.io"'
+SEE = "see https://github.com/kubernetes/enhancements/pull/1111"
+
+
+def test_protected_groups_need_the_api_approval_annotation() -> None:
+    assert messages(STRATEGY.validate(protected(None))) == {
+        (APPROVAL, f"Required value: {RULE}, {SEE}")}
+    assert messages(STRATEGY.validate(protected("later"))) == {
+        (APPROVAL, f'Invalid value: "later": {RULE} with either a URL or a reason starting '
+                   f'with "unapproved", {SEE}')}
+    for fine in ("https://github.com/kubernetes/enhancements/pull/1111",
+                 "unapproved, experimental"):
+        assert STRATEGY.validate(protected(fine)) == []
+    # Other groups need nothing (x-k8s.io is the experimental space); k8s.io is protected.
+    assert STRATEGY.validate(protected(None, group="example.io")) == []
+    assert STRATEGY.validate(protected(None, group="gateway.networking.x-k8s.io")) == []
+    assert STRATEGY.validate(protected(None, group="k8s.io")) != []
+
+
+def test_an_unchanged_approval_is_not_judged_again() -> None:
+    # As upstream: a CRD stored with a bad value keeps working until the value changes.
+    old = protected("later")
+    new = copy.deepcopy(old)
+    new["spec"]["names"]["shortNames"] = ["wd"]
+    assert STRATEGY.validate_update(new, old) == []
+    new["metadata"]["annotations"]["api-approved.kubernetes.io"] = "still later"
+    assert [c.field for c in STRATEGY.validate_update(new, old)] == [APPROVAL]

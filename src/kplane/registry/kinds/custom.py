@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from kplane.apimachinery.errors import Cause, field_invalid
+from kplane.apimachinery.errors import Cause, field_invalid, field_required
 from kplane.apimachinery.typeinfo import TypeNode
 from kplane.crd.defaulting import apply_defaults
 from kplane.crd.structural import check_crd_spec
@@ -106,7 +107,8 @@ class CustomResourceDefinitionStrategy(Strategy):
 
     def validate(self, obj: Mapping[str, Any]) -> list[Cause]:
         name = str((obj.get("metadata") or {}).get("name", ""))
-        return check_crd_spec(obj.get("spec") or {}, name=name) + stored_versions_causes(obj)
+        return (check_crd_spec(obj.get("spec") or {}, name=name) + stored_versions_causes(obj)
+                + api_approval_causes(obj))
 
     def validate_update(self, new: Mapping[str, Any], old: Mapping[str, Any]) -> list[Cause]:
         # An unchanged spec is not checked again: metadata and status writes (removing the
@@ -114,8 +116,52 @@ class CustomResourceDefinitionStrategy(Strategy):
         # a CRD stored before a check existed, and upstream checks storedVersions only
         # with the spec.
         if new.get("spec") == old.get("spec"):
-            return []
-        return self.validate(new)
+            if _approval(new) == _approval(old):
+                return []
+            return api_approval_causes(new)
+        causes = check_crd_spec(new.get("spec") or {},
+                                name=str((new.get("metadata") or {}).get("name", "")))
+        causes += stored_versions_causes(new)
+        # As upstream: an approval annotation that did not change is not judged again.
+        if _approval(new) != _approval(old):
+            causes += api_approval_causes(new)
+        return causes
+
+
+API_APPROVED_ANNOTATION = "api-approved.kubernetes.io"
+_APPROVAL_RULE = 'protected groups must have approval annotation "api-approved.kubernetes.io"'
+_APPROVAL_SEE = "see https://github.com/kubernetes/enhancements/pull/1111"
+
+
+def _approval(crd: Mapping[str, Any]) -> Any:
+    annotations = (crd.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(API_APPROVED_ANNOTATION) if isinstance(annotations, Mapping) else None
+
+
+def _is_protected_group(group: str) -> bool:
+    """The Kubernetes project's own API groups, whose new APIs need its approval."""
+    return group in ("k8s.io", "kubernetes.io") or group.endswith((".k8s.io", ".kubernetes.io"))
+
+
+def api_approval_causes(crd: Mapping[str, Any]) -> list[Cause]:
+    """Upstream's API approval rule: a CRD in a protected group names the approval (a URL)
+    or says why it has none (a reason starting with "unapproved")."""
+    group = (crd.get("spec") or {}).get("group")
+    if not isinstance(group, str) or not _is_protected_group(group):
+        return []
+    field = f"metadata.annotations[{API_APPROVED_ANNOTATION}]"
+    value = _approval(crd)
+    if not value:
+        return [field_required(field, f"Required value: {_APPROVAL_RULE}, {_APPROVAL_SEE}")]
+    if not isinstance(value, str):
+        return [field_invalid(field, value, f"{_APPROVAL_RULE}, {_APPROVAL_SEE}")]
+    if value.startswith("unapproved"):
+        return []
+    parsed = urlsplit(value)
+    if parsed.scheme and parsed.netloc:
+        return []
+    return [field_invalid(field, value, f'{_APPROVAL_RULE} with either a URL or a reason '
+                                        f'starting with "unapproved", {_APPROVAL_SEE}')]
 
 
 DEFAULT_PRINTER_COLUMNS: list[Mapping[str, Any]] = [{
