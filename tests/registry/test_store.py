@@ -648,6 +648,26 @@ async def test_apply_conflicts_with_another_manager_unless_forced(store: Store) 
     assert [e["manager"] for e in forced["metadata"]["managedFields"]] == ["m2"]
 
 
+async def test_apply_with_a_stale_resource_version_conflicts(store: Store) -> None:
+    first = await store.patch(cm_target("a"), APPLY_PATCH, configmap("a", data={"k": "v"}),
+                              WriteOptions(field_manager="m1"))
+    current = first["metadata"]["resourceVersion"]
+    await store.patch(cm_target("a"), MERGE_PATCH, {"data": {"other": "x"}}, WriteOptions())
+    stale = configmap("a", data={"k": "w"})
+    stale["metadata"]["resourceVersion"] = current
+    error = await fails(store.patch(cm_target("a"), APPLY_PATCH, stale,
+                                    WriteOptions(field_manager="m1")))
+    assert (error.code, error.reason) == (409, "Conflict")
+    assert "the object has been modified" in error.message
+    assert (await stored(store, cm_target("a")))["data"] == {"k": "v", "other": "x"}
+    # With the current resourceVersion, the same configuration applies.
+    stale["metadata"]["resourceVersion"] = (await stored(store, cm_target("a")))[
+        "metadata"]["resourceVersion"]
+    applied = await store.patch(cm_target("a"), APPLY_PATCH, stale,
+                                WriteOptions(field_manager="m1"))
+    assert applied["data"] == {"k": "w", "other": "x"}
+
+
 # Delete ------------------------------------------------------------------------------------
 
 

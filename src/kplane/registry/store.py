@@ -572,6 +572,11 @@ class Store:
                         continue
                     raise
             old, revision = current
+            expected = applied["metadata"].get("resourceVersion")
+            if expected and expected != old["metadata"].get("resourceVersion"):
+                # As upstream: a configuration that names a resourceVersion applies only
+                # to that version of the object.
+                raise errors.stale_conflict(rt.resource, rt.group, target.name)
             new = server_side_apply(
                 copy.deepcopy(old), copy.deepcopy(applied), node=strategy.schema,
                 manager=options.field_manager, api_version=rt.api_version, force=force,
