@@ -269,3 +269,30 @@ def test_patterns_use_go_syntax_and_linear_time() -> None:
     assert validator.validate({"word": "héllo", "as": "aaaa"}) == []
     causes = validator.validate({"word": "h3llo", "as": "a" * 60 + "!"})
     assert sorted(c.field for c in causes) == ["as", "word"]
+
+
+def _costly_rule_schema() -> dict[str, Any]:
+    # A rule whose cost grows with the cube of each inner list, on every item of an
+    # unbounded outer list: the shape that let one create hold the server for minutes.
+    return {"type": "object", "properties": {"groups": {
+        "type": "array", "items": {
+            "type": "array", "items": {"type": "string"},
+            "x-kubernetes-validations": [{
+                "rule": "self.all(a, self.all(b, self.all(c, "
+                        "a.size() + b.size() + c.size() >= 0)))"}]}}}}
+
+
+def test_one_write_has_one_budget_for_all_its_rules() -> None:
+    validator = SchemaValidator(_costly_rule_schema())
+    inner = [f"item-{i}" for i in range(20)]
+    causes = validator.validate({"groups": [inner] * 5000})
+    assert [(c.reason, c.message) for c in causes] == [
+        ("FieldValueInvalid", 'Invalid value: "array": validation failed due to running out '
+                              "of cost budget, no further validation rules will be run")]
+    # Cheap rules on the same number of items stay well inside it.
+    cheap = SchemaValidator({"type": "object", "properties": {"groups": {
+        "type": "array", "items": {"type": "array", "items": {"type": "string"},
+                                   "x-kubernetes-validations": [{"rule": "self.size() < 50"}]}}}})
+    assert cheap.validate({"groups": [inner] * 5000}) == []
+    # And the budget is per write: the next one starts afresh.
+    assert validator.validate({"groups": [inner] * 2}) == []

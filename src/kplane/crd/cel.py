@@ -155,12 +155,15 @@ class CelProgram:
         return self.default_message()
 
 
+# Upstream's words when validation runs out of its cost budget (one rule, or a request).
+BUDGET_EXHAUSTED = ("validation failed due to running out of cost budget, no further "
+                    "validation rules will be run")
+
+
 def _abandoned_message(error: Exception, rule: str) -> str:
     text = str(error)
     if "budget" in text:
-        # Upstream's words when a rule runs out of its cost budget.
-        return ("validation failed due to running out of cost budget, no further validation "
-                "rules will be run")
+        return BUDGET_EXHAUSTED
     for prefix in ("INTERNAL: ",):
         text = text.removeprefix(prefix)
     return f"{_runtime_message(text)} evaluating rule: {rule}"

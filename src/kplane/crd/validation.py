@@ -17,8 +17,10 @@ import base64
 import binascii
 import ipaddress
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from kplane.apimachinery.errors import (
@@ -29,7 +31,14 @@ from kplane.apimachinery.errors import (
     field_too_long,
 )
 from kplane.apimachinery.regex import InvalidPatternError, Pattern, compile_pattern
-from kplane.crd.cel import CelProgram, Converter, RuleOutcome, compile_rule, converter_for
+from kplane.crd.cel import (
+    BUDGET_EXHAUSTED,
+    CelProgram,
+    Converter,
+    RuleOutcome,
+    compile_rule,
+    converter_for,
+)
 
 _JSON_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
                dict: "object"}
@@ -371,12 +380,19 @@ class _Node:
 
     def _run_rules(self, value: Any, path: str, old: Any, has_old: bool,
                    errors: list[Cause]) -> None:
+        budget = _CEL_BUDGET.get()
+        if budget is not None and budget.exhausted:
+            return
         convert = self.converter
         cel_value = convert(value) if convert else value
         cel_old = (convert(old) if convert else old) if has_old else None
         for program in self.rules:
             if program.transition and not has_old and not program.optional_old_self:
                 continue
+            if budget is not None and time.monotonic() > budget.deadline:
+                budget.exhausted = True
+                errors.append(field_invalid(path, self.type_name, BUDGET_EXHAUSTED))
+                return
             outcome = program.evaluate(cel_value, cel_old, has_old=has_old)
             if not outcome.passed:
                 errors.append(self._rule_cause(outcome, path))
@@ -476,9 +492,31 @@ class SchemaValidator:
                  old: Mapping[str, Any] | None = None) -> list[Cause]:
         """Every violation of the schema by ``obj`` (``old`` enables transition rules)."""
         errors: list[Cause] = []
-        self._root.validate(obj if isinstance(obj, dict) else dict(obj), "",
-                            old, old is not None, errors)
+        token = _CEL_BUDGET.set(_CelBudget(time.monotonic() + CEL_BUDGET_SECONDS))
+        try:
+            self._root.validate(obj if isinstance(obj, dict) else dict(obj), "",
+                                old, old is not None, errors)
+        finally:
+            _CEL_BUDGET.reset(token)
         return errors
+
+
+# One write's validation rules, all together, may run this long. Upstream budgets the CEL
+# cost of a request (10 million units, which it reckons at about a second); one object
+# with a costly rule on every item of a long list must not hold the one event loop every
+# tenant shares for minutes. Past it, no further rule runs and the write is refused.
+CEL_BUDGET_SECONDS = 1.0
+
+
+class _CelBudget:
+    __slots__ = ("deadline", "exhausted")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.exhausted = False
+
+
+_CEL_BUDGET: ContextVar[_CelBudget | None] = ContextVar("kplane_cel_budget", default=None)
 
 
 def _without_metadata(schema: Mapping[str, Any]) -> Mapping[str, Any]:
