@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import set_condition
+from kplane.controllers.conditions import with_conditions
 from kplane.controllers.crd import claimed_names
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
@@ -256,14 +256,7 @@ class APIBindingController:
         conditions_update = update.pop("_conditions")
 
         def with_status(current: dict[str, Any]) -> dict[str, Any]:
-            status = dict(current.get("status") or {})
-            conditions = list(status.get("conditions") or [])
-            for kind, ok, reason, message in conditions_update:
-                set_condition(conditions, kind, ok, reason, message)
-            status.update(update)
-            status["conditions"] = conditions
-            current["status"] = status
-            return current
+            return with_conditions(current, conditions_update, **update)
 
         cached = self._store.get_cached(target)
         if cached is None:

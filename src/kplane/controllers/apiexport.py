@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import set_condition
+from kplane.controllers.conditions import with_conditions
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.keys import resource_prefix
@@ -107,14 +107,9 @@ class APIExportController:
         status = export.get("status") or {}
         if status.get("identityHash") != wanted_hash or not _ready(status):
             def with_status(current: dict[str, Any]) -> dict[str, Any]:
-                new_status = dict(current.get("status") or {})
-                new_status["identityHash"] = wanted_hash
-                conditions = list(new_status.get("conditions") or [])
-                set_condition(conditions, "IdentityValid", True, "", "")
-                set_condition(conditions, "VirtualWorkspaceURLsReady", True, "", "")
-                new_status["conditions"] = conditions
-                current["status"] = new_status
-                return current
+                return with_conditions(current, [("IdentityValid", True, "", ""),
+                                                 ("VirtualWorkspaceURLsReady", True, "", "")],
+                                       identityHash=wanted_hash)
 
             with contextlib.suppress(StatusError):
                 await self._store.update_with(target, with_status, self._options,
@@ -190,15 +185,10 @@ class APIExportController:
             return exists
 
         def with_endpoints(current: dict[str, Any]) -> dict[str, Any]:
-            new_status = dict(current.get("status") or {})
-            new_status["endpoints"] = endpoints
-            conditions = list(new_status.get("conditions") or [])
-            set_condition(conditions, "APIExportValid", exists,
-                          "" if exists else "APIExportNotFound",
-                          "" if exists else f'APIExport "{path}:{export_name}" not found')
-            new_status["conditions"] = conditions
-            current["status"] = new_status
-            return current
+            return with_conditions(current, [(
+                "APIExportValid", exists, "" if exists else "APIExportNotFound",
+                "" if exists else f'APIExport "{path}:{export_name}" not found')],
+                endpoints=endpoints)
 
         with contextlib.suppress(StatusError):
             await self._store.update_with(target, with_endpoints, self._options,

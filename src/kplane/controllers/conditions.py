@@ -7,7 +7,7 @@ writing at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,21 @@ def set_condition(conditions: list[Any], kind: str, status: bool, reason: str,
             conditions[index] = _condition(kind, wanted, reason, message, since or now())
             return
     conditions.append(_condition(kind, wanted, reason, message, now()))
+
+
+def with_conditions(obj: dict[str, Any], changes: Iterable[tuple[str, bool, str, str]],
+                    **fields: Any) -> dict[str, Any]:
+    """``obj`` with a new status: the old one plus ``fields``, and each (type, status,
+    reason, message) condition set. The old status is not changed, so a caller may pass a
+    shallow copy and compare the result with what it had."""
+    status = dict(obj.get("status") or {})
+    status.update(fields)
+    conditions = list(status.get("conditions") or [])
+    for kind, ok, reason, message in changes:
+        set_condition(conditions, kind, ok, reason, message)
+    status["conditions"] = conditions
+    obj["status"] = status
+    return obj
 
 
 def condition_status(conditions: Any, kind: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import condition_status, set_condition
+from kplane.controllers.conditions import condition_status, set_condition, with_conditions
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
@@ -177,12 +177,7 @@ class CustomResourceDefinitionController:
     async def _set_terminating(self, target: Target, status: bool, reason: str,
                                message: str) -> None:
         def with_condition(current: dict[str, Any]) -> dict[str, Any]:
-            new_status = dict(current.get("status") or {})
-            conditions = list(new_status.get("conditions") or [])
-            set_condition(conditions, "Terminating", status, reason, message)
-            new_status["conditions"] = conditions
-            current["status"] = new_status
-            return current
+            return with_conditions(current, [("Terminating", status, reason, message)])
 
         with contextlib.suppress(StatusError):
             await self._store.update_with(target, with_condition, self._options,

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import set_condition
+from kplane.controllers.conditions import with_conditions
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
@@ -349,9 +349,8 @@ class WorkspaceController:
         message = f"Waiting for finalizers of the workspace's content: {held}"
 
         def with_condition(current: dict[str, Any]) -> dict[str, Any]:
-            conditions = current.setdefault("status", {}).setdefault("conditions", [])
-            set_condition(conditions, CONTENT_DELETED, False, "SomeFinalizersRemain", message)
-            return current
+            return with_conditions(
+                current, [(CONTENT_DELETED, False, "SomeFinalizersRemain", message)])
 
         cached = self._store.get_cached(target)
         if cached is not None:
