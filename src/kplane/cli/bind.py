@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from kplane.apimachinery.names import is_dns1123_subdomain
-from kplane.cli.client import ApiClient, ApiError, CliError, current_server
+from kplane.cli.client import ApiClient, ApiError, CliError, current_server, exit_code
 from kplane.cli.ws import Session, workspace_path_of
 from kplane.tenancy.names import is_valid_reference
 
@@ -313,7 +313,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run ``kplane bind``; errors become one message on stderr and exit code 1."""
-    try:
+    def command() -> None:
         export = parse_export_reference(args.export)
         claims = list(dict.fromkeys(parse_claim(text) for text in args.claims))
         if args.name is not None and is_dns1123_subdomain(args.name):
@@ -322,10 +322,5 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--timeout must not be negative")
         bind(Session.open(args.kubeconfig), export=export, claims=claims, name=args.name,
              timeout=args.timeout, out=sys.stdout, err=sys.stderr)
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return exit_code(command)

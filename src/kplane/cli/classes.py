@@ -40,6 +40,7 @@ from kplane.cli.client import (
     CliError,
     current_cluster,
     current_server,
+    exit_code,
     kubeconfig_path,
     load_kubeconfig,
     save_kubeconfig,
@@ -727,20 +728,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Run a ``class`` command; errors become one line on stderr and exit code 1."""
     kubeconfig = args.kubeconfig or str(args.data_dir / "admin.kubeconfig")
-    try:
+
+    def command() -> None:
         trainer = Trainer.from_kubeconfig(kubeconfig, data_dir=args.data_dir)
         try:
             handler: Callable[[Trainer, argparse.Namespace, TextIO], None] = args.class_handler
             handler(trainer, args, sys.stdout)
         finally:
             trainer.close()
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+
+    return exit_code(command)
 
 
 def _run_create(trainer: Trainer, args: argparse.Namespace, out: TextIO) -> None:

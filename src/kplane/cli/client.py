@@ -16,10 +16,11 @@ import base64
 import contextlib
 import os
 import ssl
+import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,20 @@ _CLUSTERS_SEGMENT = "/clusters/"
 
 class CliError(Exception):
     """A failure to report to the user as one line on stderr, with exit code 1."""
+
+
+def exit_code(command: Callable[[], None]) -> int:
+    """Run one CLI command: a CliError becomes one line on stderr and exit code 1, and
+    Ctrl-C (normal use while waiting for something) exit code 130 without a traceback."""
+    try:
+        command()
+    except CliError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 class ApiError(CliError):

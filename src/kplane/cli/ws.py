@@ -28,6 +28,7 @@ from kplane.cli.client import (
     CliError,
     current_context,
     current_server,
+    exit_code,
     kubeconfig_path,
     load_kubeconfig,
     named_entry,
@@ -440,19 +441,13 @@ def add_ws_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run a ``ws`` command; errors become one line on stderr and exit code 1."""
-    try:
-        command = _command_parser(getattr(args, "ws_prog", "kplane ws")).parse_args(
+    def command() -> None:
+        parsed = _command_parser(getattr(args, "ws_prog", "kplane ws")).parse_args(
             _with_implicit_command(args.words))
-        kubeconfig = getattr(command, "kubeconfig", None) or args.kubeconfig
-        _dispatch(command, Session.open(kubeconfig), out=sys.stdout)
-    except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        # Interrupting a wait for Ready is normal use, not a crash worth a traceback.
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        kubeconfig = getattr(parsed, "kubeconfig", None) or args.kubeconfig
+        _dispatch(parsed, Session.open(kubeconfig), out=sys.stdout)
+
+    return exit_code(command)
 
 
 def _with_implicit_command(words: Sequence[str]) -> list[str]:
