@@ -145,6 +145,24 @@ def test_index_key_that_is_also_a_prefix_of_other_keys() -> None:
     assert index.count("/r/") == 1
 
 
+def test_index_get_agrees_with_listing_through_puts_and_removes() -> None:
+    index = _KeyIndex()
+    rng = random.Random(11)
+    keys = [f"/r/c{c}/ns{n}/o{o}" for c in range(3) for n in range(3) for o in range(4)]
+    keys += ["/r/c1", "/r/c1/ns1"]
+    present: set[str] = set()
+    for _ in range(400):
+        key = rng.choice(keys)
+        if key in present and rng.random() < 0.5:
+            assert index.remove(key) is not None
+            present.discard(key)
+        else:
+            index.put(obj(key))
+            present.add(key)
+        assert {o.key for o in index.list_prefix("")} == present
+        assert all((index.get(k) is not None) == (k in present) for k in keys)
+
+
 # -- reads -----------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ from kplane.apimachinery.fieldpath import (
     Trie,
     child_node,
     compare_objects,
+    created_fields,
     decode,
     effective_kind,
     encode,
@@ -291,6 +292,11 @@ def track_update(
     new_meta = new.get("metadata")
     if not isinstance(new_meta, dict):
         return new
+    if old is None and not subresource and reset is None and \
+            new_meta.get("managedFields") is None:
+        _record_create(new_meta, created_fields(new, node), manager=manager,
+                       api_version=api_version, now=now)
+        return new
     old_raw = _metadata(old).get("managedFields")
     entries = _entries_for_update(
         old_raw, new_meta.get("managedFields", MISSING), subresource=subresource
@@ -311,6 +317,21 @@ def track_update(
     _cap_update_managers(entries)
     _write_managed_fields(new, entries)
     return new
+
+
+def _record_create(meta: dict[str, Any], fields: Trie, *, manager: str, api_version: str,
+                   now: str) -> None:
+    """A create without managedFields of its own: one Update entry owning what it set.
+
+    The same entry the general path builds, written straight from the trie (which
+    :func:`created_fields` builds in wire order); creates are the most frequent write."""
+    if not fields:
+        meta.pop("managedFields", None)
+        return
+    meta["managedFields"] = [{
+        "manager": manager, "operation": "Update", "apiVersion": api_version, "time": now,
+        "fieldsType": "FieldsV1", "fieldsV1": fields,
+    }]
 
 
 def _record_update(

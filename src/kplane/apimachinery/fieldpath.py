@@ -965,6 +965,50 @@ def _without_managed_fields(old: Any, new: Any) -> tuple[Any, Any]:
     return old, new
 
 
+
+def _added(value: Any, node: TypeNode | None) -> Trie:
+    """The node of a value that did not exist before, in wire order: what
+    :meth:`_CompareWalk.node` records against MISSING, built sorted so that it needs no
+    encoding pass (a create's managedFields are exactly this)."""
+    if type(value) in _LEAF_TYPES or not value:
+        return {}
+    shape = shape_of(node or ANY)
+    kind = effective_kind(shape, value)
+    if kind == "map":
+        return _added_children(value, shape, root=False) or {}
+    if kind == "leaf":
+        return {}
+    elements = list_elements(value, shape)
+    if elements is None:
+        return {}
+    by_element = _group(elements, value)
+    items_node = shape.node.items()
+    out: Trie = {SELF: {}}
+    for element in _sorted_elements(list(by_element)):
+        items = by_element[element]
+        out[element] = _added(items[0], items_node) if len(items) == 1 else {}
+    return out
+
+
+def _added_children(value: dict[str, Any], shape: Shape, *, root: bool) -> Trie:
+    """A new map's node (owned, so ``"."`` first) or, at the root, its bare children."""
+    out: Trie = {} if root else {SELF: {}}
+    for key in sorted(value):
+        child = value[key]
+        if root and key == "metadata" and isinstance(child, dict) and "managedFields" in child:
+            child = {k: v for k, v in child.items() if k != "managedFields"}
+        out["f:" + key] = _added(child, child_node(shape, key, root=root))
+    return out
+
+
+def created_fields(new: Mapping[str, Any], node: TypeNode) -> Trie:
+    """What a create sets: ``compare_objects(None, new, node, strip=True).changed`` as a
+    FieldsV1 trie already in upstream's wire order (what :func:`encode` would produce)."""
+    changed = _added_children(dict(new), root_shape(node), root=True)
+    _strip_in_place(changed)
+    return changed
+
+
 _COMPARE = _CompareWalk()
 
 

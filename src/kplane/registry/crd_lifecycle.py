@@ -33,6 +33,8 @@ from kplane.storage.cacher import CachedObject, Cacher, CacheWatcher
 
 TERMINATING_MESSAGE = "create not allowed while custom resource definition is terminating"
 WATCH_GRACE_SECONDS = 1.0
+# Built-in kinds have no CRD to wait for; their creates are not counted.
+_NOTHING_TO_COUNT: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 def crd_name(rt: ResourceType) -> str:
@@ -81,13 +83,16 @@ class CreateGate:
                 f'{rt.group_resource} "{name}" is forbidden: {TERMINATING_MESSAGE}',
                 name=name, group=rt.group, kind=rt.resource)
 
-    @contextlib.contextmanager
-    def creating(self, cacher: Cacher, rt: ResourceType, name: str) -> Iterator[None]:
+    def creating(self, cacher: Cacher, rt: ResourceType, name: str,
+                 ) -> contextlib.AbstractContextManager[None]:
         """Check, then count the create as in flight until the block ends. The check and
         the count happen together, with no await between them."""
         if not defined_by_crd(rt):
-            yield
-            return
+            return _NOTHING_TO_COUNT
+        return self._counting(cacher, rt, name)
+
+    @contextlib.contextmanager
+    def _counting(self, cacher: Cacher, rt: ResourceType, name: str) -> Iterator[None]:
         self.check(cacher, rt, name)
         key = (rt.cluster, crd_name(rt))
         self._in_flight[key] = self._in_flight.get(key, 0) + 1

@@ -10,6 +10,7 @@ whether a name is present, and ``?watch``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote
 
 from kplane.apimachinery import errors
@@ -49,6 +50,14 @@ def _split(path: str) -> list[str]:
 
 def parse_request(method: str, raw_path: str, *, watch: bool) -> RequestInfo:
     """``raw_path`` is the path as sent, still percent-encoded; it is decoded exactly once."""
+    return _parse_request(method, raw_path, watch)
+
+
+# Clients repeat the same few paths (a controller's collection, a lease, a status); a
+# RequestInfo is immutable, so a repeated path is parsed once. Bounded, so that a client
+# sending ever-new paths only evicts.
+@lru_cache(maxsize=4096)
+def _parse_request(method: str, raw_path: str, watch: bool) -> RequestInfo:
     if len(raw_path) > _MAX_PATH:
         raise errors.StatusError(414, "RequestURITooLong", "the request URI is too long")
     segments = _split(raw_path)

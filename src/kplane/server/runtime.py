@@ -44,6 +44,7 @@ from kplane.registry.store import Store, Target
 from kplane.server import metrics
 from kplane.server.app import KplaneApp
 from kplane.server.audit import AuditLog
+from kplane.server.gc_tuning import settle_after_startup
 from kplane.server.limits import DEFAULT_MAX_MUTATING, DEFAULT_MAX_READONLY, InflightLimiter
 from kplane.server.reviews import Reviews
 from kplane.server.security import Security
@@ -194,6 +195,7 @@ async def serve(options: ServeOptions) -> None:
     write_kubeconfig(kubeconfig_path,
                      admin_kubeconfig(pki, server_url=server_url))
     log.warning("kplane is serving on %s; admin kubeconfig: %s", server_url, kubeconfig_path)
+    settle_after_startup()
     try:
         await server.serve()
     finally:
