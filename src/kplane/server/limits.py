@@ -8,8 +8,7 @@ retrying; queueing it would only let latency grow without bound.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 
 from kplane.apimachinery import errors
 
@@ -18,27 +17,43 @@ DEFAULT_MAX_MUTATING = 200
 _READONLY_VERBS = frozenset({"get", "list"})
 
 
+class _Slot:
+    """One admitted request's hold on its budget, released when its block ends."""
+
+    __slots__ = ("_inflight", "_readonly")
+
+    def __init__(self, inflight: dict[bool, int], readonly: bool) -> None:
+        self._inflight = inflight
+        self._readonly = readonly
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._inflight[self._readonly] -= 1
+
+
+# Watches hold nothing.
+_UNCOUNTED: nullcontext[None] = nullcontext()
+
+
 class InflightLimiter:
     def __init__(self, *, max_readonly: int = DEFAULT_MAX_READONLY,
                  max_mutating: int = DEFAULT_MAX_MUTATING) -> None:
         self._limits = {True: max_readonly, False: max_mutating}
         self._inflight = {True: 0, False: 0}
 
-    @contextmanager
-    def admit(self, verb: str) -> Iterator[None]:
-        """Hold one slot for the duration of a request; raises 429 when none is free."""
+    def admit(self, verb: str) -> AbstractContextManager[None]:
+        """Hold one slot for the duration of a request (``with limiter.admit(verb):``);
+        raises 429 when none is free. A class, not a generator: every request takes one."""
         if verb == "watch":
-            yield
-            return
+            return _UNCOUNTED
         readonly = verb in _READONLY_VERBS or verb == ""
         if self._inflight[readonly] >= self._limits[readonly]:
             raise errors.too_many_requests(
                 "Too many requests, please try again later.", retry_after_seconds=1)
         self._inflight[readonly] += 1
-        try:
-            yield
-        finally:
-            self._inflight[readonly] -= 1
+        return _Slot(self._inflight, readonly)
 
     def inflight(self, *, readonly: bool) -> int:
         return self._inflight[readonly]
