@@ -965,7 +965,6 @@ def _without_managed_fields(old: Any, new: Any) -> tuple[Any, Any]:
     return old, new
 
 
-
 def _added(value: Any, node: TypeNode | None) -> Trie:
     """The node of a value that did not exist before, in wire order: what
     :meth:`_CompareWalk.node` records against MISSING, built sorted so that it needs no
@@ -975,7 +974,7 @@ def _added(value: Any, node: TypeNode | None) -> Trie:
     shape = shape_of(node or ANY)
     kind = effective_kind(shape, value)
     if kind == "map":
-        return _added_children(value, shape, root=False) or {}
+        return _added_children(value, shape, root=False)
     if kind == "leaf":
         return {}
     elements = list_elements(value, shape)
