@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kplane.crd.structural import check_crd_spec
+from kplane.crd.validation import SchemaValidator
 
 TESTDATA = Path("/work/shared/testdata/crds")
 CRD_FILES = sorted([*TESTDATA.glob("gateway-api/crds/*.yaml"),
@@ -181,3 +182,105 @@ def test_printer_columns_and_selectable_fields_and_scale() -> None:
     assert set(causes) == {
         f"{v}.additionalPrinterColumns[0].type", f"{v}.selectableFields[1].jsonPath",
         f"{v}.selectableFields[2].jsonPath", f"{v}.subresources.scale.specReplicasPath"}
+
+
+# Parity with upstream's ValidateCustomResourceDefinition: what it refuses, and what it lets by.
+
+
+def _causes(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(c.reason, c.field, c.message)
+            for c in check_crd_spec(spec, name="widgets.example.com")]
+
+
+def test_negative_bounds_and_mistyped_enums_are_accepted_as_upstream_does() -> None:
+    # Upstream's CRD validation has no check on the value of maxLength & co. or on an enum
+    # member's type (apiextensions-apiserver validation.go, specStandardValidatorV3); the
+    # schema is accepted and every object it applies to is refused instead.
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "s": {"type": "string", "maxLength": -1, "minLength": -1,
+              "x-kubernetes-validations": [{"rule": "self.size() < 3"}]},
+        "a": {"type": "array", "items": {"type": "string"}, "maxItems": -1, "minItems": -1},
+        "o": {"type": "object", "additionalProperties": {"type": "string"},
+              "maxProperties": -1, "minProperties": -1},
+        "e": {"type": "string", "enum": ["a", 1]},
+    }}}}
+    assert _causes(_crd(schema)) == []
+    problems = SchemaValidator(schema).validate(
+        {"spec": {"s": "x", "a": ["x"], "o": {"k": "v"}, "e": "b"}})
+    assert [(p.reason, p.field) for p in problems] == [
+        ("FieldValueTooLong", "spec.s"), ("FieldValueTooMany", "spec.a"),
+        ("FieldValueTooMany", "spec.o"), ("FieldValueNotSupported", "spec.e")]
+
+
+@pytest.mark.parametrize("status", ["x", [], 1, True])
+def test_a_status_subresource_must_be_an_object(status: Any) -> None:
+    # Upstream cannot decode these into CustomResourceSubresourceStatus (a 400 there).
+    shown = f'"{status}"' if isinstance(status, str | list) else str(status)
+    assert _causes(_crd(subresources={"status": status})) == [
+        ("FieldValueInvalid", "spec.versions[0].subresources.status",
+         f"Invalid value: {shown}: must be an object")]
+
+
+@pytest.mark.parametrize("status", [{}, None])
+def test_an_empty_or_null_status_subresource_is_fine(status: Any) -> None:
+    assert _causes(_crd(subresources={"status": status})) == []
+
+
+SCALE_SCHEMA = {"type": "object", "properties": {
+    "spec": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+    "status": {"type": "object", "properties": {"replicas": {"type": "integer"},
+                                                "selector": {"type": "string"}}}}}
+GOOD_SCALE = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+              "labelSelectorPath": ".status.selector"}
+
+
+@pytest.mark.parametrize(("field", "value", "detail"), [
+    ("specReplicasPath", "spec.replicas", "must be a simple json path starting with ."),
+    ("specReplicasPath", ".status.replicas", "should be a json path under .spec"),
+    ("specReplicasPath", ".spec", "should be a json path under .spec"),
+    # kplane alone: upstream lets this through, and it then names no field.
+    ("specReplicasPath", ".spec..replicas", "must be a json path in the dot notation"),
+    ("statusReplicasPath", "status.replicas", "must be a simple json path starting with ."),
+    ("statusReplicasPath", ".spec.replicas", "should be a json path under .status"),
+    ("labelSelectorPath", "status.selector", "must be a simple json path starting with ."),
+    ("labelSelectorPath", ".metadata.labels",
+     "should be a json path under either .spec or .status"),
+])
+def test_scale_paths_are_checked_as_upstream_does(field: str, value: str, detail: str) -> None:
+    scale = {**GOOD_SCALE, field: value}
+    spec = _crd(copy.deepcopy(SCALE_SCHEMA), subresources={"scale": scale})
+    assert _causes(spec) == [("FieldValueInvalid", f"spec.versions[0].subresources.scale.{field}",
+                              f'Invalid value: "{value}": {detail}')]
+
+
+def test_scale_paths_are_required_and_the_scale_an_object() -> None:
+    where = "spec.versions[0].subresources"
+    assert _causes(_crd(copy.deepcopy(SCALE_SCHEMA), subresources={"scale": {}})) == [
+        ("FieldValueRequired", f"{where}.scale.specReplicasPath", "Required value"),
+        ("FieldValueRequired", f"{where}.scale.statusReplicasPath", "Required value")]
+    assert _causes(_crd(subresources={"scale": "x"})) == [
+        ("FieldValueInvalid", f"{where}.scale", 'Invalid value: "x": must be an object')]
+    assert _causes(_crd(copy.deepcopy(SCALE_SCHEMA),
+                        subresources={"status": {}, "scale": GOOD_SCALE})) == []
+
+
+@pytest.mark.parametrize(("node", "below", "reason", "message"), [
+    ({"type": "string", "enum": ["a", "b"], "default": "c"}, "", "FieldValueNotSupported",
+     'Unsupported value: "c": supported values: "a", "b"'),
+    ({"type": "string", "default": 5}, "", "FieldValueTypeInvalid",
+     'Invalid value: "integer": default in body must be of type string: "integer"'),
+    ({"type": "string", "maxLength": 1, "default": "ab"}, "", "FieldValueTooLong",
+     "Too long: must have at most 1 bytes"),
+    ({"type": "object", "required": ["z"], "properties": {"z": {"type": "string"}},
+      "default": {}}, ".z", "FieldValueRequired", "Required value"),
+    ({"type": "object", "properties": {"b": {"type": "array", "maxItems": 1,
+                                              "items": {"type": "integer"}}},
+      "default": {"b": [1, 2]}}, ".b", "FieldValueTooMany",
+     "Too many: 2: must have at most 1 items"),
+])
+def test_a_default_keeps_the_kind_of_its_problem(node: dict[str, Any], below: str, reason: str,
+                                                  message: str) -> None:
+    # As upstream's ValidateDefaults, which reports the schema validator's own errors
+    # (Unsupported value, Too long...) under ``<schema path>.default``.
+    assert _causes(_with_spec(node)) == [
+        (reason, f"{ROOT}.properties[spec].default{below}", message)]

@@ -255,6 +255,45 @@ def test_a_pattern_that_does_not_compile_is_refused(http: httpx.Client) -> None:
             "isn't: error parsing regexp: missing ]: [") in causes(response)
 
 
+def test_malformed_subresources_are_refused_and_negative_bounds_kept(
+        kplane: KplaneProcess, http: httpx.Client) -> None:
+    """Through the official client: a status subresource that is not an object and a scale
+    selector outside .spec/.status get 422 Invalid, as upstream refuses them; a negative
+    maxLength is accepted, as upstream accepts it, and then refuses every object with 422."""
+    crd = scaler_crd()
+    crd["metadata"]["name"] = f"strictscalers.{GROUP}"
+    crd["spec"]["names"] = {"plural": "strictscalers", "kind": "StrictScaler"}
+    version = crd["spec"]["versions"][0]
+    version["subresources"]["status"] = "x"
+    version["subresources"]["scale"]["labelSelectorPath"] = ".metadata.labels"
+    where = "spec.versions[0].subresources"
+    with admin_api(kplane, A) as api:
+        # The dynamic client sends the body as written (the typed one checks types itself).
+        crds = dynamic.DynamicClient(api).resources.get(  # type: ignore[no-untyped-call]
+            api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+        with pytest.raises(ApiException) as refused:
+            crds.create(body=crd)
+        assert refused.value.status == 422
+        status = json.loads(refused.value.body or "{}")
+        assert status["reason"] == "Invalid"
+        assert {(c["field"], c["message"]) for c in status["details"]["causes"]} == {
+            (f"{where}.status", 'Invalid value: "x": must be an object'),
+            (f"{where}.scale.labelSelectorPath", 'Invalid value: ".metadata.labels": should '
+                                                 "be a json path under either .spec or .status")}
+        crd["metadata"]["name"] = f"shortnotes.{GROUP}"
+        crd["spec"]["names"] = {"plural": "shortnotes", "kind": "ShortNote"}
+        del version["subresources"]
+        version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["note"] = {
+            "type": "string", "maxLength": -1}
+        crds.create(body=crd)
+    established(http, A, crd["metadata"]["name"])
+    note = http.post(url(A, f"apis/{GROUP}/v1/namespaces/default/shortnotes"),
+                     json={"apiVersion": f"{GROUP}/v1", "kind": "ShortNote",
+                           "metadata": {"name": "n1"}, "spec": {"note": "hi"}})
+    assert note.status_code == 422, note.text
+    assert ("spec.note", "Too long: must have at most -1 bytes") in causes(note)
+
+
 def test_patterns_match_in_linear_time(http: httpx.Client) -> None:
     # A backtracking engine would spend hours on this value, and every tenant would wait.
     crd = widget_crd()
@@ -267,8 +306,9 @@ def test_patterns_match_in_linear_time(http: httpx.Client) -> None:
     assert created.status_code == 201, created.text
     established(http, A, f"greedies.{GROUP}")
     path = url(A, f"apis/{GROUP}/v1/namespaces/default/greedies")
-    body = {"apiVersion": f"{GROUP}/v1", "kind": "Greedy", "metadata": {"name": "g"},
-            "spec": {"color": "green", "word": "a" * 60 + "!"}}
+    body: dict[str, Any] = {"apiVersion": f"{GROUP}/v1", "kind": "Greedy",
+                            "metadata": {"name": "g"},
+                            "spec": {"color": "green", "word": "a" * 60 + "!"}}
     response = http.post(path, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["details"]["causes"][0]["field"] == "spec.word"

@@ -422,21 +422,23 @@ def _check_default(schema: Mapping[str, Any], path: str, causes: list[Cause]) ->
         causes.append(field_invalid(f"{path}.default", None, "must not be null for "
                                                              "non-nullable schema"))
         return
-    wrapper = {"type": "object", "properties": {"v": schema}}
-    value = {"v": copy.deepcopy(default)}
+    # The default is validated as the field ``default`` of a wrapper object, so each problem's
+    # path reads ``default.<below>`` and is re-rooted under the schema's path.
+    wrapper = {"type": "object", "properties": {"default": schema}}
+    value = {"default": copy.deepcopy(default)}
     apply_defaults(value, wrapper)
-    pruned = prune_to_schema(copy.deepcopy(value["v"]), schema)
-    if pruned != value["v"]:
+    pruned = prune_to_schema(copy.deepcopy(value["default"]), schema)
+    if pruned != value["default"]:
         causes.append(field_invalid(f"{path}.default", default,
                                     "must not have unknown fields"))
     try:
         problems = SchemaValidator(wrapper).validate(value)
     except (ValueError, TypeError):
         return
-    for problem in problems:
-        detail = problem.message.split(": ", 2)[-1]
-        causes.append(field_invalid(f"{path}.default{problem.field.removeprefix('v')}",
-                                    default, detail))
+    # As upstream's ValidateDefaults: each problem keeps its own kind (Unsupported value,
+    # Too long, Required value, wrong type) rather than becoming a generic Invalid value.
+    causes.extend(Cause(problem.reason, problem.message, f"{path}.{problem.field}")
+                  for problem in problems)
 
 
 def _schema_at(schema: Mapping[str, Any], json_path: str) -> Mapping[str, Any] | None:
@@ -457,31 +459,62 @@ def _schema_at(schema: Mapping[str, Any], json_path: str) -> Mapping[str, Any] |
     return node
 
 
+# (field, required, prefixes it must start with, how upstream names them in the message)
+_SCALE_PATHS = (("specReplicasPath", True, (".spec.",), ".spec"),
+                ("statusReplicasPath", True, (".status.",), ".status"),
+                ("labelSelectorPath", False, (".spec.", ".status."), "either .spec or .status"))
+
+
 def _check_subresources(subresources: Any, schema: Mapping[str, Any], path: str) -> list[Cause]:
+    """Upstream's ValidateCustomResourceDefinitionSubresources, plus the shapes its decoder
+    enforces: ``status`` and ``scale`` are objects when present (null means absent)."""
+    if subresources is None:
+        return []
+    sub_path = f"{path}.subresources"
     if not isinstance(subresources, Mapping):
-        return []
-    scale = subresources.get("scale")
-    if not isinstance(scale, Mapping):
-        return []
+        return [field_invalid(sub_path, subresources, "must be an object")]
     causes: list[Cause] = []
-    scale_path = f"{path}.subresources.scale"
-    for field, required, prefix in (("specReplicasPath", True, ".spec."),
-                                    ("statusReplicasPath", True, ".status."),
-                                    ("labelSelectorPath", False, "")):
+    status = subresources.get("status")
+    if status is not None and not isinstance(status, Mapping):
+        # Upstream cannot decode it (400); a string here would otherwise turn the status
+        # subresource on, since only the key's presence is looked at.
+        causes.append(field_invalid(f"{sub_path}.status", status, "must be an object"))
+    scale = subresources.get("scale")
+    if scale is None:
+        return causes
+    if not isinstance(scale, Mapping):
+        causes.append(field_invalid(f"{sub_path}.scale", scale, "must be an object"))
+        return causes
+    return causes + _check_scale(scale, schema, f"{sub_path}.scale")
+
+
+def _check_scale(scale: Mapping[str, Any], schema: Mapping[str, Any],
+                 scale_path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for field, required, prefixes, under in _SCALE_PATHS:
         value = scale.get(field)
+        field_path = f"{scale_path}.{field}"
         if not value:
             if required:
-                causes.append(field_required(f"{scale_path}.{field}"))
+                causes.append(field_required(field_path))
             continue
-        if not str(value).startswith(prefix or ".") or not _JSON_PATH.match(str(value)):
-            under = prefix.strip(".") or "spec or status"
-            causes.append(field_invalid(f"{scale_path}.{field}", value,
-                                        f"should be a json path under .{under}"))
+        text = str(value)
+        if not text.startswith("."):
+            causes.append(field_invalid(field_path, value,
+                                        "must be a simple json path starting with ."))
             continue
-        target = _schema_at(schema, str(value))
+        if not text.startswith(prefixes):
+            causes.append(field_invalid(field_path, value, f"should be a json path under {under}"))
+            continue
+        if not _JSON_PATH.match(text):
+            # Stricter than upstream, which lets ".spec..x" through to name no field at all.
+            causes.append(field_invalid(field_path, value,
+                                        "must be a json path in the dot notation"))
+            continue
+        target = _schema_at(schema, text)
         if field == "specReplicasPath" and (target is None or (
                 target and target.get("type") != "integer")):
-            causes.append(field_invalid(f"{scale_path}.{field}", value,
+            causes.append(field_invalid(field_path, value,
                                         "should be a json path to an integer field"))
     return causes
 
