@@ -23,6 +23,7 @@ from kplane.apimachinery.errors import StatusError
 from kplane.auth.authn import TokenAuthenticator
 from kplane.auth.authorizer import Authorizer
 from kplane.auth.kubeconfig import admin_kubeconfig, write_kubeconfig
+from kplane.auth.maximal_permission import MaximalPermissionPolicies
 from kplane.auth.pki import ensure_pki
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.auth.tokens import StaticTokenFile
@@ -170,13 +171,16 @@ async def serve(options: ServeOptions) -> None:
     await compaction.start()
 
     await authorizer.start()
+    maximal_permission = MaximalPermissionPolicies(authorizer)
+    await maximal_permission.start(cacher)
     sa_tokens = ServiceAccountTokens(private_key_pem=pki.sa_key_path.read_bytes(),
                                      public_key_pem=pki.sa_pub_path.read_bytes())
     token_authenticators: list[TokenAuthenticator] = []
     if options.token_auth_file:
         token_authenticators.append(StaticTokenFile.load(options.token_auth_file).authenticate)
     token_authenticators.append(sa_tokens.authenticator(lookup=_service_account_uid(store)))
-    security = Security(authorizer=authorizer, token_authenticators=token_authenticators)
+    security = Security(authorizer=authorizer, token_authenticators=token_authenticators,
+                        maximal_permission=maximal_permission)
     reviews = Reviews(security=security, store=store, token_authenticators=token_authenticators,
                       service_account_tokens=sa_tokens)
     audit = AuditLog(options.audit_log_path) if options.audit_log_path else None
@@ -199,6 +203,7 @@ async def serve(options: ServeOptions) -> None:
     try:
         await server.serve()
     finally:
+        await maximal_permission.stop()
         await authorizer.stop()
         if audit is not None:
             audit.close()

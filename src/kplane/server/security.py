@@ -6,7 +6,8 @@ with none, except for the health and version endpoints, which answer anyone. Imp
 headers (``kubectl --as``) replace the user after checking that the requester belongs in
 the workspace, may impersonate the groups asked for, and holds the ``impersonate`` verb.
 Authorization first applies kcp's workspace access gate, then RBAC of that logical
-cluster; refusals are 403 Status objects worded as kube-apiserver words them.
+cluster, then (for a resource bound from an export that sets one) the export's maximal
+permission policy; refusals are 403 Status objects worded as kube-apiserver words them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kplane.auth.authn import (
     authenticate_request,
 )
 from kplane.auth.authorizer import Attributes, Authorizer
+from kplane.auth.maximal_permission import MaximalPermissionPolicies
 from kplane.auth.serviceaccounts import SA_CLUSTER_EXTRA
 from kplane.server.request_info import RequestInfo
 
@@ -47,6 +49,7 @@ class Security:
 
     authorizer: Authorizer | None = None
     token_authenticators: Sequence[TokenAuthenticator] = field(default_factory=tuple)
+    maximal_permission: MaximalPermissionPolicies | None = None
 
     async def authenticate(self, *, certificate_user: UserInfo | None,
                            headers: Iterable[tuple[bytes, bytes]], path: str) -> UserInfo | None:
@@ -179,9 +182,12 @@ class Security:
                 f"a workspace's LogicalCluster (its owner, type and quota); initializers "
                 "use its status subresource", name=info.name, group=info.group,
                 kind=info.resource)
-        if self.authorizer.authorize(attributes).allowed:
-            return
-        raise forbidden_error(attributes, workspace=workspace)
+        if not self.authorizer.authorize(attributes).allowed:
+            raise forbidden_error(attributes, workspace=workspace)
+        # As kcp: the policy's refusal reads as any RBAC refusal (its reason is logged).
+        policy = self.maximal_permission
+        if policy is not None and not policy.authorize(attributes).allowed:
+            raise forbidden_error(attributes, workspace=workspace)
 
 
 def _is_system_managed(info: RequestInfo) -> bool:
