@@ -166,6 +166,10 @@ def test_a_consumer_admin_is_refused_until_the_provider_grants_the_verb(world: W
         listing = run_kubectl(erin, "get", "widgets", "-n", "default")
         assert listing.returncode != 0 and "Forbidden" in listing.stderr, listing.stderr
         assert 'cannot list resource "widgets"' in listing.stderr
+        # An access review answers as the request would.
+        review = run_kubectl(erin, "auth", "can-i", "create", "widgets.example.io",
+                             "-n", "default")
+        assert review.stdout.strip() == "no", (review.stdout, review.stderr)
 
         grant(world.http, name="erin-widgets", verbs=["get", "list", "create"],
               user="apis.kcp.io:binding:erin")
@@ -178,6 +182,10 @@ def test_a_consumer_admin_is_refused_until_the_provider_grants_the_verb(world: W
                 return None
 
         assert wait_for("erin may create widgets", created)["metadata"]["name"] == "w-erin"
+    review = run_kubectl(erin, "auth", "can-i", "create", "widgets.example.io", "-n", "default")
+    assert review.stdout.strip() == "yes", (review.stdout, review.stderr)
+    review = run_kubectl(erin, "auth", "can-i", "delete", "widgets.example.io", "-n", "default")
+    assert review.stdout.strip() == "no", (review.stdout, review.stderr)
     listing = run_kubectl(erin, "get", "widgets", "-n", "default", "-o", "name")
     assert listing.returncode == 0, listing.stderr
     assert "widget.example.io/w-erin" in listing.stdout.split()

@@ -16,7 +16,7 @@ import orjson
 
 from kplane.apimachinery import errors
 from kplane.auth.authn import SYSTEM_MASTERS, TokenAuthenticator, UserInfo
-from kplane.auth.authorizer import Attributes
+from kplane.auth.authorizer import Attributes, Decision
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.registry import builtin
 from kplane.registry.resources import ResourceType
@@ -114,6 +114,11 @@ class Reviews:
         if authorizer is None:
             return {"allowed": True}
         decision = authorizer.authorize(attributes)
+        policy = self._security.maximal_permission
+        if decision.allowed and policy is not None and not policy.authorize(attributes).allowed:
+            # A review answers as the request would: capped by the export's policy, and
+            # without the provider's reason (kcp does not reveal it either).
+            decision = Decision(False)
         status: dict[str, Any] = {"allowed": decision.allowed}
         if decision.reason:
             status["reason"] = decision.reason
