@@ -3,7 +3,8 @@
 Two provider workspaces export the same group and resource (``widgets.example.io``) with
 different identities; three consumers bind them (one rejects the Secrets claim). The tests
 drive kubectl, the official Python client and plain HTTPS against one kplane process, on
-SQLite and on etcd.
+SQLite and on etcd. A third provider (``tool-provider``) takes its exports and bindings apart
+under open watches, which must end.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -423,3 +425,228 @@ def test_deleting_a_binding_removes_its_kind_and_objects(world: World) -> None:
                                            ).status_code == 404)
     listed = vw_get(world, "provider-b", "/clusters/*/apis/example.io/v1/widgets").json()
     assert listed["items"] == []
+
+
+# Open watches through the virtual workspace end when what they watch is no longer exported.
+# A provider of its own (``tool-provider``) exports cluster-scoped "tools" to two more
+# consumers, one export per test, so that each test can take its export apart.
+
+TOOLS = "tools.example.io"
+ENDED_WITHIN = 10.0
+
+
+def tool_schema(plural: str) -> dict[str, Any]:
+    kind = plural[:-1].capitalize()
+    return {
+        "apiVersion": "apis.kcp.io/v1alpha1", "kind": "APIResourceSchema",
+        "metadata": {"name": f"v1.{plural}.{TOOLS}"},
+        "spec": {
+            "group": TOOLS, "scope": "Cluster",
+            "names": {"plural": plural, "singular": plural[:-1], "kind": kind,
+                      "listKind": f"{kind}List"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                    "size": {"type": "integer"}}}}}}],
+        },
+    }
+
+
+def tool_resource(plural: str) -> dict[str, Any]:
+    return {"group": TOOLS, "name": plural, "schema": f"v1.{plural}.{TOOLS}",
+            "storage": {"crd": {}}}
+
+
+def tool(plural: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": f"{TOOLS}/v1", "kind": plural[:-1].capitalize(),
+            "metadata": {"name": name}, "spec": {"size": 1}}
+
+
+@dataclass
+class Tools:
+    kplane: KplaneProcess
+    http: httpx.Client
+    clusters: dict[str, str]
+
+    def export(self, name: str, plurals: Sequence[str], *, claim_configmaps: bool = False,
+               consumers: Sequence[str] = ("tool-user-1",)) -> str:
+        """Export ``plurals`` as ``name``, bind it in ``consumers``; its endpoint URL."""
+        base = "/clusters/root:tool-provider"
+        spec: dict[str, Any] = {"resources": [tool_resource(p) for p in plurals]}
+        if claim_configmaps:
+            spec["permissionClaims"] = [{"group": "", "resource": "configmaps",
+                                         "verbs": ["*"]}]
+        response = self.http.post(f"{base}{APIS}/apiexports", json={
+            "apiVersion": "apis.kcp.io/v1alpha2", "kind": "APIExport",
+            "metadata": {"name": name}, "spec": spec})
+        assert response.status_code == 201, response.text
+
+        def endpoint() -> str | None:
+            response = self.http.get(f"{base}/apis/apis.kcp.io/v1alpha1/"
+                                     f"apiexportendpointslices/{name}")
+            found = (response.json().get("status") or {}).get("endpoints") or [] \
+                if response.status_code == 200 else []
+            return str(found[0]["url"]) if found else None
+
+        url = wait_for(f"{name} endpoint", endpoint)
+        for consumer in consumers:
+            binding: dict[str, Any] = {
+                "apiVersion": "apis.kcp.io/v1alpha2", "kind": "APIBinding",
+                "metadata": {"name": name},
+                "spec": {"reference": {"export": {"path": "root:tool-provider", "name": name}}}}
+            if claim_configmaps:
+                binding["spec"]["permissionClaims"] = [{
+                    "group": "", "resource": "configmaps", "verbs": ["*"],
+                    "selector": {"matchAll": True}, "state": "Accepted"}]
+            response = self.http.post(f"/clusters/root:{consumer}{APIS}/apibindings",
+                                      json=binding)
+            assert response.status_code == 201, response.text
+            wait_bound(self.http, consumer, name)
+        return url
+
+
+class OpenWatch:
+    """One watch over real HTTP streaming, read by a thread: its events, and whether the
+    server ended it."""
+
+    def __init__(self, kplane: KplaneProcess, url: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.opened = threading.Event()
+        self.ended = threading.Event()
+        self.status = 0
+        self._client = httpx.Client(verify=kplane.tls_context(with_client_cert=True),
+                                    timeout=httpx.Timeout(10.0, read=None))
+        # The server's own timeout bounds a watch that is never ended (the test's failure).
+        self._params = {"watch": "1", "timeoutSeconds": "60"}
+        self._url = url
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.opened.wait(10.0):
+            raise AssertionError(f"the watch of {url} did not open")
+        assert self.status == 200, self.status
+
+    def _read(self) -> None:
+        try:
+            with self._client.stream("GET", self._url, params=self._params) as response:
+                self.status = response.status_code
+                self.opened.set()
+                for line in response.iter_lines():
+                    if line:
+                        self.events.append(json.loads(line))
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.opened.set()
+            self.ended.set()
+
+    def saw(self, event_type: str, name: str) -> bool:
+        return any(e["type"] == event_type and e["object"]["metadata"]["name"] == name
+                   for e in list(self.events))
+
+    def names(self) -> list[str]:
+        return [e["object"]["metadata"]["name"] for e in list(self.events)]
+
+
+def wait_ended(watch: OpenWatch, what: str) -> None:
+    wait_for(f"{what} to end", watch.ended.is_set, timeout=ENDED_WITHIN)
+
+
+@pytest.fixture(scope="module")
+def tools(kplane: KplaneProcess, world: World) -> Tools:
+    http = world.http
+    clusters = {name: create_workspace(http, name)
+                for name in ("tool-provider", "tool-user-1", "tool-user-2")}
+    for plural in ("gadgets", "gizmos", "sprockets", "cogs"):
+        response = http.post("/clusters/root:tool-provider/apis/apis.kcp.io/v1alpha1/"
+                             "apiresourceschemas", json=tool_schema(plural))
+        assert response.status_code == 201, response.text
+    for consumer in ("tool-user-1", "tool-user-2"):
+        response = http.post(f"/clusters/root:{consumer}/api/v1/namespaces",
+                             json={"metadata": {"name": "team"}})
+        assert response.status_code == 201, response.text
+    return Tools(kplane, http, clusters)
+
+
+def test_a_consumer_leaving_ends_only_the_watches_of_that_consumer(tools: Tools) -> None:
+    http, c4, c5 = tools.http, tools.clusters["tool-user-1"], tools.clusters["tool-user-2"]
+    url = tools.export("gadgets", ["gadgets"], claim_configmaps=True,
+                       consumers=("tool-user-1", "tool-user-2"))
+    gadgets = f"/apis/{TOOLS}/v1/gadgets"
+    configmaps = "/api/v1/namespaces/team/configmaps"
+    response = http.post(f"/clusters/root:tool-user-2{gadgets}", json=tool("gadgets", "g-5"))
+    assert response.status_code == 201, response.text
+    leaving = OpenWatch(tools.kplane, f"{url}/clusters/{c5}{gadgets}")
+    leaving_claimed = OpenWatch(tools.kplane, f"{url}/clusters/{c5}{configmaps}")
+    staying = OpenWatch(tools.kplane, f"{url}/clusters/{c4}{gadgets}")
+    everyone = OpenWatch(tools.kplane, f"{url}/clusters/*{gadgets}")
+    everyone_claimed = OpenWatch(tools.kplane, f"{url}/clusters/*/api/v1/configmaps")
+
+    assert http.delete(f"/clusters/root:tool-user-2{APIS}/apibindings/gadgets"
+                       ).status_code == 200
+    wait_for("binding gone", lambda: http.get(
+        f"/clusters/root:tool-user-2{APIS}/apibindings/gadgets").status_code == 404)
+    wait_ended(leaving, "the leaving consumer's watch")
+    wait_ended(leaving_claimed, "the leaving consumer's watch of a claimed resource")
+    # The binding's deletion deleted the consumer's objects first; that still went out.
+    assert leaving.saw("DELETED", "g-5") and everyone.saw("DELETED", "g-5")
+    assert http.get(f"{url}/clusters/{c5}{gadgets}").status_code == 403
+
+    # Watches across all consumers go on, without the consumer that left.
+    for name, consumer in (("cm-5", "tool-user-2"), ("cm-4", "tool-user-1")):
+        response = http.post(f"/clusters/root:{consumer}{configmaps}",
+                             json={"metadata": {"name": name}})
+        assert response.status_code == 201, response.text
+    response = http.post(f"/clusters/root:tool-user-1{gadgets}", json=tool("gadgets", "g-4"))
+    assert response.status_code == 201, response.text
+    wait_for("cm-4 across consumers", lambda: everyone_claimed.saw("ADDED", "cm-4"))
+    # Events arrive in revision order: cm-5, written first, would have come before cm-4.
+    assert "cm-5" not in everyone_claimed.names()
+    wait_for("g-4 across consumers", lambda: everyone.saw("ADDED", "g-4"))
+    wait_for("g-4 in tool-user-1", lambda: staying.saw("ADDED", "g-4"))
+    assert not (staying.ended.is_set() or everyone.ended.is_set()
+                or everyone_claimed.ended.is_set())
+
+
+def test_dropping_a_resource_from_the_export_ends_its_watches(tools: Tools) -> None:
+    http, c4 = tools.http, tools.clusters["tool-user-1"]
+    url = tools.export("pair", ["gizmos", "sprockets"])
+    gizmos, sprockets = f"/apis/{TOOLS}/v1/gizmos", f"/apis/{TOOLS}/v1/sprockets"
+    dropped_everyone = OpenWatch(tools.kplane, f"{url}/clusters/*{gizmos}")
+    dropped_one = OpenWatch(tools.kplane, f"{url}/clusters/{c4}{gizmos}")
+    kept = OpenWatch(tools.kplane, f"{url}/clusters/*{sprockets}")
+
+    path = f"/clusters/root:tool-provider{APIS}/apiexports/pair"
+    export = http.get(path).json()
+    export["spec"]["resources"] = [tool_resource("sprockets")]
+    response = http.put(path, json=export)
+    assert response.status_code == 200, response.text
+    wait_ended(dropped_everyone, "the watch across consumers of the dropped resource")
+    wait_ended(dropped_one, "the consumer's watch of the dropped resource")
+    assert http.get(f"{url}/clusters/*{gizmos}").status_code == 404
+
+    response = http.post(f"/clusters/root:tool-user-1{sprockets}",
+                         json=tool("sprockets", "s-4"))
+    assert response.status_code == 201, response.text
+    wait_for("s-4 across consumers", lambda: kept.saw("ADDED", "s-4"))
+    assert not kept.ended.is_set()
+
+
+def test_deleting_the_export_ends_its_watches(tools: Tools, world: World) -> None:
+    http, c4 = tools.http, tools.clusters["tool-user-1"]
+    url = tools.export("cogs", ["cogs"])
+    cogs = f"/apis/{TOOLS}/v1/cogs"
+    everyone = OpenWatch(tools.kplane, f"{url}/clusters/*{cogs}")
+    one = OpenWatch(tools.kplane, f"{url}/clusters/{c4}{cogs}")
+    other_export = OpenWatch(
+        tools.kplane, world.endpoints["provider-a"] + "/clusters/*/apis/example.io/v1/widgets")
+
+    response = http.delete(f"/clusters/root:tool-provider{APIS}/apiexports/cogs")
+    assert response.status_code == 200, response.text
+    wait_ended(everyone, "the watch across consumers of the deleted export")
+    wait_ended(one, "the consumer's watch of the deleted export")
+    assert http.get(f"{url}/clusters/*{cogs}").status_code == 404
+
+    response = http.post("/clusters/root:consumer-1/apis/example.io/v1/namespaces/team/"
+                         "widgets", json=widget("after-cogs"))
+    assert response.status_code == 201, response.text
+    wait_for("a new widget through another export",
+             lambda: other_export.saw("ADDED", "after-cogs"))
+    assert not other_export.ended.is_set()

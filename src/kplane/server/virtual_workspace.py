@@ -12,6 +12,10 @@ narrowed by the export's types (for routing and discovery) and by which clusters
 may reach (for lists and watches across clusters). Bound objects live under the export's
 identity hash, so a provider can never reach another export's objects of the same kind.
 Access needs the request's verb on ``apiexports/content`` of the export, in its workspace.
+
+An open watch ends (:mod:`kplane.server.export_watches`) once what it watches is no longer
+served: the export drops the resource or is deleted, or (watching one consumer) that
+consumer's binding goes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from kplane.registry.bound_types import BoundResource, ExportRef
 from kplane.registry.catalog import Catalog
 from kplane.registry.resources import ResourceType
 from kplane.registry.store import Store, Target
+from kplane.server.export_watches import ExportWatches
 from kplane.server.http import Request
 from kplane.server.nonresource import NonResourceHandler
 from kplane.server.request_info import RequestInfo
@@ -113,6 +118,7 @@ class VirtualWorkspaces:
         # (export key, export revision, bound-index revision) -> view: a provider's stream
         # of requests reuses one view until its export or a schema changes.
         self._views: dict[tuple[str, int, int], ExportView] = {}
+        self.watches = ExportWatches(served=self._still_served)
 
     async def handle(self, request: Request, info: RequestInfo, path: VirtualPath,
                      user: UserInfo | None, send: Send) -> None:
@@ -150,6 +156,13 @@ class VirtualWorkspaces:
                 cluster_filter = self._claim_filter(export_ref, claim)
         else:
             self._check_consumer(export_ref, consumer, claim, rt)
+        if info.verb == "watch":
+            # No await between the checks above and tracking, other than the first watch
+            # starting to follow exports and bindings.
+            watch = await self.watches.track(
+                self._store.cacher, export_ref, rt,
+                None if consumer == WILDCARD else consumer, request.receive)
+            request.receive = watch.receive
         await self._resources.handle(request, info, send, served=view,
                                      cluster_filter=cluster_filter)
 
@@ -208,16 +221,37 @@ class VirtualWorkspaces:
 
         return accepted
 
-    def _check_consumer(self, export: ExportRef, consumer: str, claim: Claim | None,
-                        rt: ResourceType) -> None:
+    def _still_served(self, export: ExportRef, rt: ResourceType, consumer: str | None,
+                      ) -> bool:
+        """Whether a watch of ``rt`` through ``export`` (of ``consumer``'s objects, unless
+        None) would still be let in."""
+        cached = self._store.get_cached(Target(builtin.API_EXPORTS, export.cluster, "",
+                                               export.name))
+        if cached is None:
+            return False
+        view = self._cached_view(export.cluster, cached)
+        claim = view.claimed.get(rt)
+        if claim is not None:
+            if not claim.allows("watch"):
+                return False
+        elif rt not in view.exported:
+            return False
+        return consumer is None or self._reaches(export, consumer, claim)
+
+    def _reaches(self, export: ExportRef, consumer: str, claim: Claim | None) -> bool:
         bound = self._catalog.bound
         if claim is None:
-            if consumer not in bound.clusters_binding(export):
-                raise errors.forbidden(
-                    f'logical cluster "{consumer}" has not bound this APIExport',
-                    group=rt.group, kind=rt.resource)
+            return consumer in bound.clusters_binding(export)
+        return consumer in bound.accepting_clusters(export, claim.group, claim.resource)
+
+    def _check_consumer(self, export: ExportRef, consumer: str, claim: Claim | None,
+                        rt: ResourceType) -> None:
+        if self._reaches(export, consumer, claim):
             return
-        if consumer not in bound.accepting_clusters(export, claim.group, claim.resource):
+        if claim is None:
             raise errors.forbidden(
+                f'logical cluster "{consumer}" has not bound this APIExport',
+                group=rt.group, kind=rt.resource)
+        raise errors.forbidden(
                 f'logical cluster "{consumer}" has not accepted the claim on '
                 f"{rt.group_resource}", group=rt.group, kind=rt.resource)
