@@ -248,6 +248,26 @@ def test_the_provider_sees_claimed_secrets_only_where_accepted(world: World) -> 
     assert unclaimed.status_code == 404
 
 
+def test_a_watch_by_name_across_consumers_sees_only_accepted_claims(world: World) -> None:
+    # consumer-1 accepted provider-a's claim on secrets; consumer-2 did not.
+    for consumer in ("consumer-1", "consumer-2"):
+        response = world.http.post(f"/clusters/root:{consumer}/api/v1/namespaces/team/secrets",
+                                   json={"metadata": {"name": f"named-{consumer}"}})
+        assert response.status_code == 201, response.text
+
+    def named_watch(name: str) -> list[dict[str, Any]]:
+        url = world.endpoints["provider-a"] + f"/clusters/*/api/v1/namespaces/team/secrets/{name}"
+        with world.http.stream("GET", url, params={"watch": "1", "resourceVersion": "0",
+                                                   "timeoutSeconds": "1"}) as stream:
+            assert stream.status_code == 200
+            return [json.loads(line) for line in stream.iter_lines() if line]
+
+    seen = named_watch("named-consumer-1")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in seen] == [
+        ("ADDED", "named-consumer-1")]
+    assert named_watch("named-consumer-2") == []
+
+
 def test_the_provider_writes_status_through_one_consumer(world: World) -> None:
     http = world.http
     consumer = world.clusters["consumer-1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -353,7 +354,7 @@ class ResourceHandler:
                 label_selector=options.label_selector, field_selector=selector,
                 resource_version=options.resource_version,
                 resource_version_match=options.resource_version_match)
-            target = Target(target.rt, target.cluster, target.namespace, "")
+            target = replace(target, name="")
         stream = WatchStream(
             rt=target.rt, send=send, receive=request.receive,
             table_version=representation.table_version,
