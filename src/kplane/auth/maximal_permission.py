@@ -32,7 +32,14 @@ from kplane.auth.authn import AUTHENTICATED, UNAUTHENTICATED, UserInfo
 from kplane.auth.authorizer import Attributes, Authorizer, Decision
 from kplane.auth.rbac import SERVICE_ACCOUNT_PREFIX
 from kplane.auth.serviceaccounts import SA_CLUSTER_EXTRA
-from kplane.registry.bound_types import ExportRef
+from kplane.registry import builtin
+from kplane.registry.bound_types import (
+    APIS_PREFIX,
+    BINDINGS,
+    EXPORTS,
+    ExportRef,
+    replace_binding,
+)
 from kplane.registry.cache_index import CacheFollower
 from kplane.registry.keys import parse_key
 from kplane.storage.cacher import CachedObject, Cacher
@@ -42,10 +49,6 @@ log = logging.getLogger(__name__)
 BINDING_SUBJECT_PREFIX = "apis.kcp.io:binding:"
 """kcp's ``MaximalPermissionPolicyRBACUserGroupPrefix``."""
 
-APIS_GROUP = "apis.kcp.io"
-_APIS_PREFIX = f"/registry/{APIS_GROUP}/"
-_EXPORTS = "apiexports"
-_BINDINGS = "apibindings"
 _ANONYMOUS = "system:anonymous"
 _KCP_SERVICE_ACCOUNT = "system:kcp:serviceaccount:"
 
@@ -120,8 +123,8 @@ class MaximalPermissionPolicies:
         # The hot-path table: only clusters with at least one governed resource.
         self._governed: dict[str, dict[GroupResource, ExportRef]] = {}
         self._follower = CacheFollower(
-            name="maximal-permission-policies", watch_prefix=_APIS_PREFIX,
-            load_prefixes=[f"{_APIS_PREFIX}{_EXPORTS}/", f"{_APIS_PREFIX}{_BINDINGS}/"],
+            name="maximal-permission-policies", watch_prefix=APIS_PREFIX,
+            load_prefixes=[f"{APIS_PREFIX}{EXPORTS}/", f"{APIS_PREFIX}{BINDINGS}/"],
             apply=self.apply)
         self.revision = 0
 
@@ -159,13 +162,13 @@ class MaximalPermissionPolicies:
 
     def apply(self, cached: CachedObject, *, deleted: bool) -> None:
         parsed = parse_key(cached.key)
-        if parsed is None or parsed.group != APIS_GROUP:
+        if parsed is None or parsed.group != builtin.API_EXPORTS.group:
             return
-        if parsed.resource == _EXPORTS:
+        if parsed.resource == EXPORTS:
             obj = None if deleted else orjson.loads(cached.raw)
             self._apply_export(ExportRef(parsed.cluster, parsed.name),
                                obj is not None and export_has_policy(obj))
-        elif parsed.resource == _BINDINGS:
+        elif parsed.resource == BINDINGS:
             record = None if deleted else _binding_record(parsed.cluster,
                                                           orjson.loads(cached.raw))
             self._apply_binding(parsed.cluster, parsed.name, record)
@@ -184,12 +187,7 @@ class MaximalPermissionPolicies:
             self._rebuild(cluster)
 
     def _apply_binding(self, cluster: str, name: str, record: _BindingRecord | None) -> None:
-        bindings = self._bindings.setdefault(cluster, {})
-        before = bindings.pop(name, None)
-        if record is not None:
-            bindings[name] = record
-        if not bindings:
-            del self._bindings[cluster]
+        before = replace_binding(self._bindings, cluster, name, record)
         if before == record:
             return
         if before is not None and not self._binds(cluster, before.export):

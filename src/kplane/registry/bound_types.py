@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -33,10 +33,25 @@ log = logging.getLogger(__name__)
 
 APIS_PREFIX = "/registry/apis.kcp.io/"
 BINDINGS = "apibindings"
+EXPORTS = "apiexports"
 SCHEMAS = "apiresourceschemas"
 BOUND_PHASE = "Bound"
 
 TypeEntry = tuple[ResourceType, CustomResourceStrategy]
+_Record = TypeVar("_Record")
+
+
+def replace_binding(bindings: dict[str, dict[str, _Record]], cluster: str, name: str,
+                    record: _Record | None) -> _Record | None:
+    """Put (or, with None, drop) what binding ``name`` of ``cluster`` gives, in a table of
+    bindings by cluster that keeps no empty clusters; returns what it gave before."""
+    of_cluster = bindings.setdefault(cluster, {})
+    before = of_cluster.pop(name, None)
+    if record is not None:
+        of_cluster[name] = record
+    if not of_cluster:
+        del bindings[cluster]
+    return before
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +235,7 @@ class BoundTypeIndex:
     def _apply_binding(self, cluster: str, name: str, cached: CachedObject,
                        deleted: bool) -> None:
         record = None if deleted else _bound_of(orjson.loads(cached.raw))
-        bindings = self._bindings.setdefault(cluster, {})
-        before = bindings.pop(name, None)
-        if record is not None:
-            bindings[name] = record
-        if not bindings:
-            del self._bindings[cluster]
+        before = replace_binding(self._bindings, cluster, name, record)
         if before == record:
             return
         self._accepting = None

@@ -27,15 +27,13 @@ import functools
 import weakref
 from collections.abc import Callable
 
-from kplane.registry.bound_types import APIS_PREFIX, BINDINGS, ExportRef
+from kplane.registry.bound_types import APIS_PREFIX, BINDINGS, EXPORTS, ExportRef
 from kplane.registry.cache_index import CacheFollower
 from kplane.registry.crd_lifecycle import WATCH_GRACE_SECONDS
 from kplane.registry.keys import parse_key
 from kplane.registry.resources import ResourceType
 from kplane.server.types import Message, Receive
 from kplane.storage.cacher import CachedObject, Cacher
-
-EXPORTS = "apiexports"
 
 Served = Callable[[ExportRef, ResourceType, "str | None"], bool]
 """``served(export, rt, consumer)``: whether the export still serves ``rt`` and, unless

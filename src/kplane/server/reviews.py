@@ -16,7 +16,7 @@ import orjson
 
 from kplane.apimachinery import errors
 from kplane.auth.authn import SYSTEM_MASTERS, TokenAuthenticator, UserInfo
-from kplane.auth.authorizer import Attributes, Decision
+from kplane.auth.authorizer import Attributes
 from kplane.auth.serviceaccounts import ServiceAccountTokens
 from kplane.registry import builtin
 from kplane.registry.resources import ResourceType
@@ -110,15 +110,10 @@ class Reviews:
                                       "resourceAttributes must be specified")])
         if SYSTEM_MASTERS in user.groups:
             return {"allowed": True, "reason": "system:masters may do anything"}
-        authorizer = self._security.authorizer
-        if authorizer is None:
+        if self._security.authorizer is None:
             return {"allowed": True}
-        decision = authorizer.authorize(attributes)
-        policy = self._security.maximal_permission
-        if decision.allowed and policy is not None and not policy.authorize(attributes).allowed:
-            # A review answers as the request would: capped by the export's policy, and
-            # without the provider's reason (kcp does not reveal it either).
-            decision = Decision(False)
+        # A review answers as the request would, export policies included.
+        decision = self._security.decide(attributes)
         status: dict[str, Any] = {"allowed": decision.allowed}
         if decision.reason:
             status["reason"] = decision.reason

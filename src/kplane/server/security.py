@@ -25,7 +25,7 @@ from kplane.auth.authn import (
     UserInfo,
     authenticate_request,
 )
-from kplane.auth.authorizer import Attributes, Authorizer
+from kplane.auth.authorizer import Attributes, Authorizer, Decision
 from kplane.auth.maximal_permission import MaximalPermissionPolicies
 from kplane.auth.serviceaccounts import SA_CLUSTER_EXTRA
 from kplane.server.request_info import RequestInfo
@@ -182,12 +182,21 @@ class Security:
                 f"a workspace's LogicalCluster (its owner, type and quota); initializers "
                 "use its status subresource", name=info.name, group=info.group,
                 kind=info.resource)
-        if not self.authorizer.authorize(attributes).allowed:
+        if not self.decide(attributes).allowed:
             raise forbidden_error(attributes, workspace=workspace)
-        # As kcp: the policy's refusal reads as any RBAC refusal (its reason is logged).
+
+    def decide(self, attributes: Attributes) -> Decision:
+        """RBAC of the request's logical cluster, capped by the maximal permission policy of
+        the export a resource was bound from. What requests and access reviews both ask.
+
+        As in kcp, a policy's refusal gives no reason (the policy module logs it), so it
+        reads as any RBAC refusal."""
+        assert self.authorizer is not None
+        decision = self.authorizer.authorize(attributes)
         policy = self.maximal_permission
-        if policy is not None and not policy.authorize(attributes).allowed:
-            raise forbidden_error(attributes, workspace=workspace)
+        if decision.allowed and policy is not None and not policy.authorize(attributes).allowed:
+            return Decision(False)
+        return decision
 
 
 def _is_system_managed(info: RequestInfo) -> bool:
