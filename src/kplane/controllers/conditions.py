@@ -47,10 +47,19 @@ def with_conditions(obj: dict[str, Any], changes: Iterable[tuple[str, bool, str,
 
 def condition_status(conditions: Any, kind: str) -> str:
     """"True", "False" or "" (absent) for one condition type."""
+    return str(_find(conditions, kind).get("status", ""))
+
+
+def condition_reason(conditions: Any, kind: str) -> str:
+    """The reason of one condition type, "" when absent."""
+    return str(_find(conditions, kind).get("reason", ""))
+
+
+def _find(conditions: Any, kind: str) -> Mapping[str, Any]:
     for existing in conditions or []:
         if isinstance(existing, Mapping) and existing.get("type") == kind:
-            return str(existing.get("status", ""))
-    return ""
+            return existing
+    return {}
 
 
 def _condition(kind: str, status: str, reason: str, message: str,

@@ -31,12 +31,18 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import condition_status, set_condition, with_conditions
+from kplane.controllers.conditions import (
+    condition_reason,
+    condition_status,
+    set_condition,
+    with_conditions,
+)
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
 from kplane.registry.crd_lifecycle import crd_key
 from kplane.registry.custom_types import CRD_PREFIX, is_established, storage_version
+from kplane.registry.keys import storage_prefix
 from kplane.registry.kinds.custom import CLEANUP_FINALIZER
 from kplane.registry.options import DeleteOptions, WriteOptions
 from kplane.registry.resources import ResourceType
@@ -62,7 +68,7 @@ def claimed_names(spec: dict[str, Any]) -> set[str]:
 
 def instance_prefix(cluster: str, group: str, plural: str) -> str:
     """Where the objects of one CRD's kind are stored in one logical cluster."""
-    return f"/registry/{group}/{plural}/{cluster}/"
+    return f"{storage_prefix(group, plural)}{cluster}/"
 
 
 def _group_and_plural(crd: dict[str, Any]) -> tuple[str, str]:
@@ -192,7 +198,7 @@ class CustomResourceDefinitionController:
         if not _overlaps_builtin(group, plural):
             conditions = (crd.get("status") or {}).get("conditions")
             if (condition_status(conditions, "Terminating") != "True"
-                    or _reason(conditions, "Terminating") != IN_PROGRESS[0]):
+                    or condition_reason(conditions, "Terminating") != IN_PROGRESS[0]):
                 # Written first, as upstream: the cleanup could take a while.
                 await self._set_terminating(target, True, *IN_PROGRESS)
             try:
@@ -289,9 +295,3 @@ class CustomResourceDefinitionController:
             log.warning("deleted %d objects left behind by CustomResourceDefinition %s in %s",
                         swept, name, cluster)
 
-
-def _reason(conditions: Any, kind: str) -> str:
-    for condition in conditions or []:
-        if isinstance(condition, dict) and condition.get("type") == kind:
-            return str(condition.get("reason", ""))
-    return ""

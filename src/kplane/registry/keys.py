@@ -16,9 +16,14 @@ ROOT = "/registry/"
 ALL_CLUSTERS = "*"
 
 
+def storage_prefix(group: str, resource: str) -> str:
+    """Every object stored under one group and resource, across all logical clusters."""
+    return f"{ROOT}{group or 'core'}/{resource}/"
+
+
 def resource_prefix(rt: ResourceType) -> str:
     """Every object of one resource, across all logical clusters."""
-    return f"{ROOT}{rt.stored_group or 'core'}/{rt.stored_resource}/"
+    return storage_prefix(rt.stored_group, rt.stored_resource)
 
 
 def cluster_prefix(rt: ResourceType, cluster: str) -> str:
