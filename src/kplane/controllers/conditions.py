@@ -47,15 +47,11 @@ def with_conditions(obj: dict[str, Any], changes: Iterable[tuple[str, bool, str,
 
 def condition_status(conditions: Any, kind: str) -> str:
     """"True", "False" or "" (absent) for one condition type."""
-    return str(_find(conditions, kind).get("status", ""))
+    return str(find_condition(conditions, kind).get("status", ""))
 
 
-def condition_reason(conditions: Any, kind: str) -> str:
-    """The reason of one condition type, "" when absent."""
-    return str(_find(conditions, kind).get("reason", ""))
-
-
-def _find(conditions: Any, kind: str) -> Mapping[str, Any]:
+def find_condition(conditions: Any, kind: str) -> Mapping[str, Any]:
+    """The condition of one type in a status' ``conditions``; empty when absent."""
     for existing in conditions or []:
         if isinstance(existing, Mapping) and existing.get("type") == kind:
             return existing

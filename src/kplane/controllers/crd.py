@@ -32,8 +32,8 @@ import orjson
 
 from kplane.apimachinery.errors import StatusError
 from kplane.controllers.conditions import (
-    condition_reason,
     condition_status,
+    find_condition,
     set_condition,
     with_conditions,
 )
@@ -198,7 +198,7 @@ class CustomResourceDefinitionController:
         if not _overlaps_builtin(group, plural):
             conditions = (crd.get("status") or {}).get("conditions")
             if (condition_status(conditions, "Terminating") != "True"
-                    or condition_reason(conditions, "Terminating") != IN_PROGRESS[0]):
+                    or find_condition(conditions, "Terminating").get("reason") != IN_PROGRESS[0]):
                 # Written first, as upstream: the cleanup could take a while.
                 await self._set_terminating(target, True, *IN_PROGRESS)
             try:

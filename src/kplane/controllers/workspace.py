@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from kplane.apimachinery.errors import StatusError
-from kplane.controllers.conditions import with_conditions
+from kplane.controllers.conditions import find_condition, with_conditions
 from kplane.controllers.loop import WorkQueue, follow_prefix, stop_tasks
 from kplane.registry import builtin
 from kplane.registry.catalog import Catalog
@@ -354,9 +354,8 @@ class WorkspaceController:
 
         cached = self._store.get_cached(target)
         if cached is not None:
-            said = orjson.loads(cached.raw).get("status", {}).get("conditions") or []
-            if any(c.get("type") == CONTENT_DELETED and c.get("message") == message
-                   for c in said if isinstance(c, dict)):
+            said = (orjson.loads(cached.raw).get("status") or {}).get("conditions")
+            if find_condition(said, CONTENT_DELETED).get("message") == message:
                 return  # already said; do not rewrite the Workspace every retry
         with contextlib.suppress(StatusError):
             await self._store.update_with(target, with_condition, self._options,
