@@ -59,13 +59,15 @@ class TerminatingWorkspaces:
     def handles(self, rt: ResourceType) -> bool:
         return True
 
+    def _logical_cluster(self, cluster: str) -> CachedObject | None:
+        return self._cacher.get(f"{self._prefix}{cluster}/{LOGICAL_CLUSTER_NAME}")
+
     def is_terminating(self, cluster: str) -> bool:
-        return is_being_deleted(
-            self._cacher.get(f"{self._prefix}{cluster}/{LOGICAL_CLUSTER_NAME}"))
+        return is_being_deleted(self._logical_cluster(cluster))
 
     async def admit_create(self, *, rt: ResourceType, cluster: str,
                            obj: dict[str, Any]) -> None:
-        cached = self._cacher.get(f"{self._prefix}{cluster}/{LOGICAL_CLUSTER_NAME}")
+        cached = self._logical_cluster(cluster)
         if cached is None:
             if cluster != ROOT and rt != builtin.LOGICAL_CLUSTERS:
                 # The workspace is gone (its deletion purged the LogicalCluster while this
