@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from kplane.auth.authn import AUTHENTICATED, UNAUTHENTICATED, UserInfo
+from kplane.auth.authn import ANONYMOUS_USER, AUTHENTICATED, UNAUTHENTICATED, UserInfo
 from kplane.auth.authorizer import Attributes, Authorizer, Decision
 from kplane.auth.rbac import SERVICE_ACCOUNT_PREFIX
 from kplane.auth.serviceaccounts import SA_CLUSTER_EXTRA
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 BINDING_SUBJECT_PREFIX = "apis.kcp.io:binding:"
 """kcp's ``MaximalPermissionPolicyRBACUserGroupPrefix``."""
 
-_ANONYMOUS = "system:anonymous"
 _KCP_SERVICE_ACCOUNT = "system:kcp:serviceaccount:"
 
 GroupResource = tuple[str, str]
@@ -75,7 +74,7 @@ def binding_user(user: UserInfo) -> UserInfo:
         clusters = user.extra.get(SA_CLUSTER_EXTRA, ())
         if len(clusters) != 1:
             group = AUTHENTICATED if AUTHENTICATED in user.groups else UNAUTHENTICATED
-            return UserInfo(name=BINDING_SUBJECT_PREFIX + _ANONYMOUS,
+            return UserInfo(name=BINDING_SUBJECT_PREFIX + ANONYMOUS_USER,
                             groups=(BINDING_SUBJECT_PREFIX + group,))
         name = f"{_KCP_SERVICE_ACCOUNT}{clusters[0]}:{name[len(SERVICE_ACCOUNT_PREFIX):]}"
     return UserInfo(name=BINDING_SUBJECT_PREFIX + name,
