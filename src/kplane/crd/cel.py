@@ -164,8 +164,7 @@ def _abandoned_message(error: Exception, rule: str) -> str:
     text = str(error)
     if "budget" in text:
         return BUDGET_EXHAUSTED
-    for prefix in ("INTERNAL: ",):
-        text = text.removeprefix(prefix)
+    text = text.removeprefix("INTERNAL: ")
     return f"{_runtime_message(text)} evaluating rule: {rule}"
 
 
